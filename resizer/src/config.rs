@@ -1,0 +1,251 @@
+//! The resizer's configuration, parsed and validated once at start-up.
+//!
+//! The parser takes a lookup function instead of reading the process environment, so tests
+//! pass a map and never call `set_var`.
+
+use crate::key::{parse_size, Size, SizeError};
+use crate::pipeline::Limits;
+
+/// Default largest width or height a derivative may ask for.
+pub const DEFAULT_MAX_DIMENSION: u32 = 4096;
+/// Default largest original, in bytes (50 MB).
+pub const DEFAULT_MAX_SOURCE_BYTES: u64 = 50_000_000;
+/// Default largest original, in pixels (50 MP).
+pub const DEFAULT_MAX_SOURCE_PIXELS: u64 = 50_000_000;
+/// Default bound on one S3 call, retries included (the template gives the function 30 s).
+pub const DEFAULT_S3_OPERATION_TIMEOUT_MS: u64 = 10_000;
+/// Default Cache-Control stored with every derivative: derivatives never change once
+/// written, so browsers and CloudFront may keep them for a year.
+pub const DEFAULT_DERIVATIVE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+
+/// The sizes a deployment serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedResolutions {
+    /// ALLOWED_RESOLUTIONS empty or unset: any size up to MAX_DIMENSION.
+    Any,
+    /// Only these sizes, compared token for token (`300x300` does not allow `300x`).
+    Only(Vec<Size>),
+}
+
+impl AllowedResolutions {
+    /// Parses the comma-separated list; an empty string means any size.
+    pub fn parse(raw: &str, max_dimension: u32) -> Result<Self, SizeError> {
+        if raw.trim().is_empty() {
+            return Ok(Self::Any);
+        }
+        raw.split(',')
+            .map(|token| parse_size(token.trim(), max_dimension))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self::Only)
+    }
+
+    /// Whether this size may be produced.
+    pub fn allows(&self, size: Size) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Only(sizes) => sizes.contains(&size),
+        }
+    }
+}
+
+/// Everything the resizer reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// BUCKET: where originals are read and derivatives written.
+    pub bucket: String,
+    /// PUBLIC_BASE_URL: where the 307 points, without a trailing slash.
+    pub public_base_url: String,
+    /// ALLOWED_RESOLUTIONS.
+    pub allowed: AllowedResolutions,
+    /// MAX_DIMENSION.
+    pub max_dimension: u32,
+    /// MAX_SOURCE_BYTES and MAX_SOURCE_PIXELS.
+    pub limits: Limits,
+    /// DERIVATIVE_CACHE_CONTROL.
+    pub derivative_cache_control: String,
+    /// S3_FORCE_PATH_STYLE: address the bucket in the path, for S3-compatible servers on
+    /// loopback that have no per-bucket host names.
+    pub force_path_style: bool,
+    /// S3_OPERATION_TIMEOUT_MS: the longest one S3 call may take, retries included, before
+    /// the request is answered 504. Keep it below the function's timeout.
+    pub s3_operation_timeout: std::time::Duration,
+}
+
+/// A configuration value that stops start-up. Every variant names the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("{0} is required but not set")]
+    Missing(&'static str),
+    /// A variable is set to something unusable.
+    #[error("{var}={value:?} is invalid: {reason}")]
+    Invalid {
+        /// The variable's name.
+        var: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Parses and validates every variable through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+
+        let bucket = required("BUCKET")?;
+        let public_base_url = required("PUBLIC_BASE_URL")?;
+        if !(public_base_url.starts_with("https://") || public_base_url.starts_with("http://")) {
+            return Err(invalid("PUBLIC_BASE_URL", &public_base_url, "must start with http:// or https://"));
+        }
+        let public_base_url = public_base_url.trim_end_matches('/').to_owned();
+
+        let max_dimension = number("MAX_DIMENSION", get("MAX_DIMENSION"), DEFAULT_MAX_DIMENSION)?;
+        if max_dimension == 0 || max_dimension > 65_535 {
+            return Err(invalid("MAX_DIMENSION", &max_dimension.to_string(), "must be 1..=65535"));
+        }
+        let raw_allowed = get("ALLOWED_RESOLUTIONS").unwrap_or_default();
+        let allowed = AllowedResolutions::parse(&raw_allowed, max_dimension)
+            .map_err(|e| invalid("ALLOWED_RESOLUTIONS", &raw_allowed, &e.to_string()))?;
+
+        let limits = Limits {
+            max_source_bytes: number("MAX_SOURCE_BYTES", get("MAX_SOURCE_BYTES"), DEFAULT_MAX_SOURCE_BYTES)?,
+            max_source_pixels: number("MAX_SOURCE_PIXELS", get("MAX_SOURCE_PIXELS"), DEFAULT_MAX_SOURCE_PIXELS)?,
+        };
+        let derivative_cache_control = get("DERIVATIVE_CACHE_CONTROL")
+            .unwrap_or_else(|| DEFAULT_DERIVATIVE_CACHE_CONTROL.to_owned());
+        if http::HeaderValue::from_str(&derivative_cache_control).is_err() {
+            return Err(invalid("DERIVATIVE_CACHE_CONTROL", &derivative_cache_control, "not a valid header value"));
+        }
+        let force_path_style = match get("S3_FORCE_PATH_STYLE").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => return Err(invalid("S3_FORCE_PATH_STYLE", other, "expected true or false")),
+        };
+        let timeout_ms = number("S3_OPERATION_TIMEOUT_MS", get("S3_OPERATION_TIMEOUT_MS"), DEFAULT_S3_OPERATION_TIMEOUT_MS)?;
+        Ok(Self {
+            s3_operation_timeout: std::time::Duration::from_millis(timeout_ms),
+            bucket,
+            public_base_url,
+            allowed,
+            max_dimension,
+            limits,
+            derivative_cache_control,
+            force_path_style,
+        })
+    }
+}
+
+fn invalid(var: &'static str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn number<T: std::str::FromStr + PartialOrd + Default>(
+    var: &'static str,
+    raw: Option<String>,
+    default: T,
+) -> Result<T, ConfigError> {
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.trim().parse::<T>() {
+        Ok(v) if v > T::default() => Ok(v),
+        _ => Err(invalid(var, &raw, "expected a positive whole number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut map: HashMap<String, String> = HashMap::from([
+            ("BUCKET".into(), "images".into()),
+            ("PUBLIC_BASE_URL".into(), "https://cdn.example.com/".into()),
+        ]);
+        for (k, v) in pairs {
+            map.insert((*k).into(), (*v).into());
+        }
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[track_caller]
+    fn rejects(pairs: &[(&str, &str)], var: &str) {
+        let err = parse(pairs).expect_err("should be refused").to_string();
+        assert!(err.starts_with(var), "message {err:?} should name {var}");
+    }
+
+    #[test]
+    fn defaults_apply_when_only_required_values_are_set() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.bucket, "images");
+        assert_eq!(c.public_base_url, "https://cdn.example.com");
+        assert_eq!(c.allowed, AllowedResolutions::Any);
+        assert_eq!(c.max_dimension, 4096);
+        assert_eq!(c.limits.max_source_bytes, 50_000_000);
+        assert_eq!(c.limits.max_source_pixels, 50_000_000);
+        assert_eq!(c.derivative_cache_control, "public, max-age=31536000, immutable");
+        assert!(!c.force_path_style);
+        assert_eq!(c.s3_operation_timeout, std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn allowed_resolutions_table() {
+        let c = parse(&[("ALLOWED_RESOLUTIONS", "300x300, 640x,x200")]).unwrap();
+        let allow = |t: &str| c.allowed.allows(parse_size(t, 4096).unwrap());
+        assert!(allow("300x300"));
+        assert!(allow("640x"));
+        assert!(allow("x200"));
+        assert!(!allow("300x"));
+        assert!(!allow("640x640"));
+        assert!(!allow("200x"));
+        let any = parse(&[("ALLOWED_RESOLUTIONS", "")]).unwrap();
+        assert!(any.allowed.allows(Size::Box { width: 4096, height: 1 }));
+    }
+
+    #[test]
+    fn malformed_allowed_resolution_names_the_entry() {
+        for (raw, entry) in [
+            ("300x300,30ox30", "30ox30"),
+            ("300x300,", "\"\""),
+            ("0x10", "0x10"),
+            ("5000x", "5000x"),
+            ("300X300", "300X300"),
+        ] {
+            let err = parse(&[("ALLOWED_RESOLUTIONS", raw)]).unwrap_err().to_string();
+            assert!(err.starts_with("ALLOWED_RESOLUTIONS"), "{err}");
+            assert!(err.contains(entry), "{err:?} should name {entry}");
+        }
+    }
+
+    #[test]
+    fn missing_or_bad_values_name_the_variable() {
+        let none = |k: &str| -> Option<String> { (k == "PUBLIC_BASE_URL").then(|| "https://x".into()) };
+        assert!(Config::from_lookup(none).unwrap_err().to_string().starts_with("BUCKET"));
+        rejects(&[("PUBLIC_BASE_URL", "cdn.example.com")], "PUBLIC_BASE_URL");
+        rejects(&[("MAX_DIMENSION", "0")], "MAX_DIMENSION");
+        rejects(&[("MAX_DIMENSION", "100000")], "MAX_DIMENSION");
+        rejects(&[("MAX_DIMENSION", "ten")], "MAX_DIMENSION");
+        rejects(&[("MAX_SOURCE_BYTES", "-1")], "MAX_SOURCE_BYTES");
+        rejects(&[("MAX_SOURCE_PIXELS", "1.5")], "MAX_SOURCE_PIXELS");
+        rejects(&[("DERIVATIVE_CACHE_CONTROL", "a\nb")], "DERIVATIVE_CACHE_CONTROL");
+        rejects(&[("S3_FORCE_PATH_STYLE", "yes")], "S3_FORCE_PATH_STYLE");
+        rejects(&[("S3_OPERATION_TIMEOUT_MS", "0")], "S3_OPERATION_TIMEOUT_MS");
+    }
+
+    #[test]
+    fn allowed_resolutions_are_checked_against_max_dimension() {
+        assert!(parse(&[("MAX_DIMENSION", "8000"), ("ALLOWED_RESOLUTIONS", "5000x")]).is_ok());
+        rejects(&[("MAX_DIMENSION", "1000"), ("ALLOWED_RESOLUTIONS", "1001x")], "ALLOWED_RESOLUTIONS");
+    }
+}

@@ -1,0 +1,379 @@
+//! The derivative key grammar: `{W}x{H}/{original}`, `{W}x/{original}`, `x{H}/{original}`.
+//!
+//! Everything here is pure string handling: no I/O, no clock, no configuration beyond the
+//! numbers passed in.
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use regex::Regex;
+
+/// S3's own limit on an object key, in bytes of UTF-8.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// One size token, anchored: the whole token must match, nothing before or after. Numbers are
+/// canonical decimal (no sign, no leading zero); the range is checked after parsing.
+static SIZE_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\A(?:([1-9][0-9]*)x([1-9][0-9]*)|([1-9][0-9]*)x|x([1-9][0-9]*))\z")
+        .expect("size token pattern compiles")
+});
+
+/// A requested size: an exact box, a width only or a height only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Size {
+    /// `WxH`: exactly W by H pixels, covering the box and centre-cropping the overflow.
+    Box {
+        /// Output width in pixels.
+        width: u32,
+        /// Output height in pixels.
+        height: u32,
+    },
+    /// `Wx`: this width, height from the aspect ratio, never wider than the original.
+    Width(u32),
+    /// `xH`: this height, width from the aspect ratio, never taller than the original.
+    Height(u32),
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Size::Box { width, height } => write!(f, "{width}x{height}"),
+            Size::Width(w) => write!(f, "{w}x"),
+            Size::Height(h) => write!(f, "x{h}"),
+        }
+    }
+}
+
+/// Why a size token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// The token is not `WxH`, `Wx` or `xH` with canonical decimal numbers.
+    #[error("{0:?} is not a size (expected WxH, Wx or xH with plain decimal numbers)")]
+    Malformed(String),
+    /// A number is 0 or above the maximum dimension.
+    #[error("{value} is outside 1..={max} in size {token:?}")]
+    OutOfRange {
+        /// The token as given.
+        token: String,
+        /// The offending number (saturated at u64::MAX when it does not even fit).
+        value: u64,
+        /// MAX_DIMENSION in force.
+        max: u32,
+    },
+}
+
+/// Parses one size token (`300x300`, `640x`, `x200`) and checks each number is in
+/// `1..=max_dimension`.
+pub fn parse_size(token: &str, max_dimension: u32) -> Result<Size, SizeError> {
+    let caps = SIZE_TOKEN
+        .captures(token)
+        .ok_or_else(|| SizeError::Malformed(token.to_owned()))?;
+    let number = |i: usize| -> Result<Option<u32>, SizeError> {
+        let Some(m) = caps.get(i) else { return Ok(None) };
+        let value: u64 = m.as_str().parse().unwrap_or(u64::MAX);
+        if value == 0 || value > u64::from(max_dimension) {
+            return Err(SizeError::OutOfRange {
+                token: token.to_owned(),
+                value,
+                max: max_dimension,
+            });
+        }
+        Ok(Some(value as u32))
+    };
+    Ok(match (number(1)?, number(2)?, number(3)?, number(4)?) {
+        (Some(width), Some(height), _, _) => Size::Box { width, height },
+        (_, _, Some(w), _) => Size::Width(w),
+        (_, _, _, Some(h)) => Size::Height(h),
+        _ => return Err(SizeError::Malformed(token.to_owned())),
+    })
+}
+
+/// True when the segment has the shape of a size token, whatever its numbers.
+fn looks_like_size(segment: &str) -> bool {
+    SIZE_TOKEN.is_match(segment)
+}
+
+/// A parsed derivative key: the size and the original's key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DerivativeKey {
+    /// The requested size.
+    pub size: Size,
+    /// The original object's key (never itself a derivative key).
+    pub original: String,
+}
+
+impl fmt::Display for DerivativeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.size, self.original)
+    }
+}
+
+/// Why a derivative key was refused. All of these are the caller's fault (400 `invalid-key`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The percent-encoding is broken or decodes to bytes that are not UTF-8.
+    #[error("the key is not valid percent-encoded UTF-8")]
+    BadEncoding,
+    /// Longer than S3 allows.
+    #[error("the key is {0} bytes long; the limit is {MAX_KEY_BYTES}")]
+    TooLong(usize),
+    /// `a//b`, a leading or a trailing slash.
+    #[error("the key has an empty path segment")]
+    EmptySegment,
+    /// A `.` or `..` segment.
+    #[error("the key has a '.' or '..' segment")]
+    DotSegment,
+    /// A backslash anywhere.
+    #[error("the key contains a backslash")]
+    Backslash,
+    /// A control character (U+0000..U+001F, U+007F..U+009F).
+    #[error("the key contains a control character")]
+    ControlCharacter,
+    /// No original after the size, or nothing but a size.
+    #[error("the key has no original after the size")]
+    MissingOriginal,
+    /// The first segment is not a size token.
+    #[error(transparent)]
+    Size(#[from] SizeError),
+    /// The original key itself starts with a size token (`300x300/300x300/a.jpg`).
+    #[error("the original {0:?} is itself a derivative key")]
+    Chained(String),
+}
+
+/// Parses a decoded derivative key (`300x300/photos/cat.jpg`).
+pub fn parse_derivative_key(key: &str, max_dimension: u32) -> Result<DerivativeKey, KeyError> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(KeyError::TooLong(key.len()));
+    }
+    if key.contains('\\') {
+        return Err(KeyError::Backslash);
+    }
+    if key.chars().any(char::is_control) {
+        return Err(KeyError::ControlCharacter);
+    }
+    for segment in key.split('/') {
+        match segment {
+            "" => return Err(KeyError::EmptySegment),
+            "." | ".." => return Err(KeyError::DotSegment),
+            _ => {}
+        }
+    }
+    let (size_token, original) = key.split_once('/').ok_or(KeyError::MissingOriginal)?;
+    let size = parse_size(size_token, max_dimension)?;
+    let first_of_original = original.split('/').next().unwrap_or_default();
+    if looks_like_size(first_of_original) {
+        return Err(KeyError::Chained(original.to_owned()));
+    }
+    Ok(DerivativeKey {
+        size,
+        original: original.to_owned(),
+    })
+}
+
+/// Finds the `key` parameter in a raw query string and percent-decodes it exactly once.
+///
+/// `+` is taken literally (RFC 3986), not as a space: a key with a space arrives as `%20`
+/// and a key with a plus as `%2B` or `+`. Returns `Ok(None)` when the parameter is absent or
+/// empty.
+pub fn decode_key_param(query: Option<&str>) -> Result<Option<String>, KeyError> {
+    let Some(query) = query else { return Ok(None) };
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name != "key" {
+            continue;
+        }
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let decoded = percent_decode_str(value)
+            .decode_utf8()
+            .map_err(|_| KeyError::BadEncoding)?;
+        if !well_formed_escapes(value) {
+            return Err(KeyError::BadEncoding);
+        }
+        return Ok(Some(decoded.into_owned()));
+    }
+    Ok(None)
+}
+
+/// percent_decode_str passes a stray `%` through; we refuse it so that `%zz` is never
+/// silently kept as three literal characters.
+fn well_formed_escapes(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let ok = bytes.len() > i + 2
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit();
+            if !ok {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+/// Characters left as they are in a path: RFC 3986 unreserved plus `/`.
+const PATH: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Percent-encodes a key for use as a URL path: everything but unreserved characters and `/`.
+pub fn encode_key_path(key: &str) -> String {
+    utf8_percent_encode(key, PATH).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn size_case(token: &str, expected: Result<Size, ()>) {
+        let got = parse_size(token, 4096).map_err(|_| ());
+        assert_eq!(got, expected, "size token {token:?}");
+    }
+
+    #[test]
+    fn size_tokens() {
+        let ok = |width, height| Ok(Size::Box { width, height });
+        size_case("300x300", ok(300, 300));
+        size_case("1x1", ok(1, 1));
+        size_case("4096x4096", ok(4096, 4096));
+        size_case("640x", Ok(Size::Width(640)));
+        size_case("x200", Ok(Size::Height(200)));
+        size_case("4097x1", Err(()));
+        size_case("0x10", Err(()));
+        size_case("010x10", Err(()));
+        size_case("+10x10", Err(()));
+        size_case("-10x10", Err(()));
+        size_case("10X10", Err(()));
+        size_case("x", Err(()));
+        size_case("", Err(()));
+        size_case("10x10x", Err(()));
+        size_case("a10x10", Err(()));
+        size_case("10x10 ", Err(()));
+        size_case("10x10\n", Err(()));
+        size_case("99999999999999999999999x1", Err(()));
+        size_case("１0x10", Err(()));
+    }
+
+    #[test]
+    fn size_display_round_trips() {
+        for token in ["300x300", "640x", "x200"] {
+            assert_eq!(parse_size(token, 4096).unwrap().to_string(), token);
+        }
+    }
+
+    #[track_caller]
+    fn key_case(key: &str, expected: Result<(&str, &str), KeyError>) {
+        let got = parse_derivative_key(key, 4096);
+        match (got, expected) {
+            (Ok(dk), Ok((size, original))) => {
+                assert_eq!(dk.size.to_string(), size, "{key:?}");
+                assert_eq!(dk.original, original, "{key:?}");
+                assert_eq!(dk.to_string(), key);
+            }
+            (Err(e), Err(want)) => assert_eq!(e, want, "{key:?}"),
+            (got, want) => panic!("{key:?}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn derivative_keys() {
+        key_case("300x300/photos/cat.jpg", Ok(("300x300", "photos/cat.jpg")));
+        key_case("640x/a.png", Ok(("640x", "a.png")));
+        key_case("x200/a.png", Ok(("x200", "a.png")));
+        key_case("300x300/my cat+dog 100%.jpg", Ok(("300x300", "my cat+dog 100%.jpg")));
+        key_case("300x300/ảnh/고양이.jpg", Ok(("300x300", "ảnh/고양이.jpg")));
+        key_case("300x300/a..b/c.jpg", Ok(("300x300", "a..b/c.jpg")));
+        key_case("300x300/.hidden", Ok(("300x300", ".hidden")));
+        key_case("300x300/photos/300x300.jpg", Ok(("300x300", "photos/300x300.jpg")));
+        key_case("300x300/photos/640x/a.jpg", Ok(("300x300", "photos/640x/a.jpg")));
+    }
+
+    #[test]
+    fn invalid_derivative_keys() {
+        key_case("300x300/300x300/a.jpg", Err(KeyError::Chained("300x300/a.jpg".into())));
+        key_case("300x300/x20/a.jpg", Err(KeyError::Chained("x20/a.jpg".into())));
+        key_case("300x300/99999x1/a.jpg", Err(KeyError::Chained("99999x1/a.jpg".into())));
+        key_case("300x300//a.jpg", Err(KeyError::EmptySegment));
+        key_case("/300x300/a.jpg", Err(KeyError::EmptySegment));
+        key_case("300x300/a/", Err(KeyError::EmptySegment));
+        key_case("300x300/", Err(KeyError::EmptySegment));
+        key_case("300x300/../a.jpg", Err(KeyError::DotSegment));
+        key_case("300x300/a/./b.jpg", Err(KeyError::DotSegment));
+        key_case("300x300/a\\b.jpg", Err(KeyError::Backslash));
+        key_case("300x300/a\u{0}b.jpg", Err(KeyError::ControlCharacter));
+        key_case("300x300/a\nb.jpg", Err(KeyError::ControlCharacter));
+        key_case("300x300/a\u{7f}b.jpg", Err(KeyError::ControlCharacter));
+        key_case("300x300", Err(KeyError::MissingOriginal));
+        key_case(
+            "photos/cat.jpg",
+            Err(KeyError::Size(SizeError::Malformed("photos".into()))),
+        );
+        key_case(
+            "300x300abc/cat.jpg",
+            Err(KeyError::Size(SizeError::Malformed("300x300abc".into()))),
+        );
+        let long = format!("300x300/{}", "a".repeat(MAX_KEY_BYTES));
+        key_case(&long, Err(KeyError::TooLong(long.len())));
+        let fits = format!("300x300/{}", "a".repeat(MAX_KEY_BYTES - 8));
+        assert!(parse_derivative_key(&fits, 4096).is_ok());
+    }
+
+    #[test]
+    fn dimension_above_max_is_refused() {
+        assert!(matches!(
+            parse_derivative_key("5000x10/a.jpg", 4096),
+            Err(KeyError::Size(SizeError::OutOfRange { value: 5000, .. }))
+        ));
+        assert!(parse_derivative_key("5000x10/a.jpg", 8000).is_ok());
+    }
+
+    #[track_caller]
+    fn query_case(query: Option<&str>, expected: Result<Option<&str>, KeyError>) {
+        let got = decode_key_param(query);
+        assert_eq!(got, expected.map(|o| o.map(str::to_owned)), "{query:?}");
+    }
+
+    #[test]
+    fn key_param_is_decoded_exactly_once() {
+        query_case(Some("key=300x300/a.jpg"), Ok(Some("300x300/a.jpg")));
+        query_case(Some("key=300x300%2Fa.jpg"), Ok(Some("300x300/a.jpg")));
+        query_case(Some("key=300x300/a%20b.jpg"), Ok(Some("300x300/a b.jpg")));
+        query_case(Some("key=300x300/a%2Bb.jpg"), Ok(Some("300x300/a+b.jpg")));
+        query_case(Some("key=300x300/a+b.jpg"), Ok(Some("300x300/a+b.jpg")));
+        query_case(Some("key=300x300/100%2525.jpg"), Ok(Some("300x300/100%25.jpg")));
+        query_case(
+            Some("key=300x300/%E1%BA%A3nh.jpg"),
+            Ok(Some("300x300/ảnh.jpg")),
+        );
+        query_case(Some("x=1&key=300x300/a.jpg&y=2"), Ok(Some("300x300/a.jpg")));
+        query_case(Some("key="), Ok(None));
+        query_case(Some("key"), Ok(None));
+        query_case(Some("other=1"), Ok(None));
+        query_case(Some("keys=1"), Ok(None));
+        query_case(None, Ok(None));
+        query_case(Some("key=300x300/%FF.jpg"), Err(KeyError::BadEncoding));
+        query_case(Some("key=300x300/100%.jpg"), Err(KeyError::BadEncoding));
+        query_case(Some("key=300x300/%zz.jpg"), Err(KeyError::BadEncoding));
+    }
+
+    #[test]
+    fn path_encoding_keeps_slashes_and_escapes_the_rest() {
+        assert_eq!(encode_key_path("300x300/a b+c%.jpg"), "300x300/a%20b%2Bc%25.jpg");
+        assert_eq!(encode_key_path("300x/ảnh.jpg"), "300x/%E1%BA%A3nh.jpg");
+        assert_eq!(encode_key_path("x1/a?b#c&d=e"), "x1/a%3Fb%23c%26d%3De");
+        let key = "300x300/my cat+dog 100%.jpg";
+        let query = format!("key={}", encode_key_path(key));
+        assert_eq!(decode_key_param(Some(&query)).unwrap().as_deref(), Some(key));
+    }
+}
