@@ -1,1 +1,99 @@
-fn main(){}
+//! `cargo run --release -p devserver`: the whole stack on loopback, printing the URLs to try.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use devserver::{DevServer, Options};
+
+/// The resize-on-miss stack on one machine: embedded S3 store, S3 website endpoint with
+/// website-rules.json, and the resizer at /resize.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// Address of the website endpoint (and /resize).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Address of the embedded S3 server.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    s3_listen: SocketAddr,
+    /// Where the embedded store keeps its objects.
+    #[arg(long, default_value = ".devserver-data")]
+    data_dir: PathBuf,
+    /// Use this S3-compatible endpoint instead of the embedded store (the bucket must exist).
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// The bucket.
+    #[arg(long, default_value = "images")]
+    bucket: String,
+    /// Access key for the store.
+    #[arg(long, env = "DEVSERVER_ACCESS_KEY", default_value = devserver::DEFAULT_ACCESS_KEY)]
+    access_key: String,
+    /// Secret key for the store.
+    #[arg(long, env = "DEVSERVER_SECRET_KEY", default_value = devserver::DEFAULT_SECRET_KEY, hide_default_value = false)]
+    secret_key: String,
+    /// The website configuration (routing rules) to apply.
+    #[arg(long, default_value = devserver::RULES_PATH)]
+    rules: PathBuf,
+    /// Do not upload the sample photograph and index page.
+    #[arg(long)]
+    no_samples: bool,
+}
+
+/// The resizer's own variables, passed through from the environment.
+const RESIZER_VARS: &[&str] = &[
+    "ALLOWED_RESOLUTIONS",
+    "MAX_DIMENSION",
+    "MAX_SOURCE_BYTES",
+    "MAX_SOURCE_PIXELS",
+    "DERIVATIVE_CACHE_CONTROL",
+    "S3_OPERATION_TIMEOUT_MS",
+];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,s3s=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let rules = std::fs::read_to_string(&cli.rules)
+        .with_context(|| format!("reading {}", cli.rules.display()))?;
+    let mut opts = Options::new(rules);
+    opts.listen = cli.listen;
+    opts.s3_listen = cli.s3_listen;
+    opts.data_dir = cli.data_dir;
+    opts.s3_endpoint = cli.s3_endpoint;
+    opts.bucket = cli.bucket;
+    opts.access_key = cli.access_key;
+    opts.secret_key = cli.secret_key;
+    opts.upload_samples = !cli.no_samples;
+    opts.resizer_env = RESIZER_VARS
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
+        .collect();
+    let (access_key, secret_key) = (opts.access_key.clone(), opts.secret_key.clone());
+    let server = DevServer::start(opts).await?;
+    let w = &server.website_url;
+    println!(
+        "\ndevserver is up\n\
+         \n  demo page            {w}/\
+         \n  a 300x300 thumbnail  {w}/300x300/samples/seeding.jpg\
+         \n  640 wide             {w}/640x/samples/seeding.jpg\
+         \n  200 high             {w}/x200/samples/seeding.jpg\
+         \n  the original         {w}/samples/seeding.jpg\
+         \n  resizer (direct)     {w}/resize?key=300x300/samples/seeding.jpg\
+         \n\n  S3 endpoint          {s3}  bucket {b}\
+         \n  aws cli              AWS_ACCESS_KEY_ID={access_key} AWS_SECRET_ACCESS_KEY={secret_key} AWS_REGION={region} \\\
+         \n                         aws --endpoint-url {s3} s3 ls s3://{b}/ --recursive\
+         \n\nCtrl-C stops it.\n",
+        s3 = server.s3_endpoint,
+        b = server.bucket,
+        region = devserver::REGION,
+    );
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

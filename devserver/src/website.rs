@@ -128,7 +128,9 @@ impl WebsiteConfiguration {
             .replace(PROTOCOL_PLACEHOLDER, protocol)
             .replace(HOST_PLACEHOLDER, host);
         if let Some(start) = filled.find("${") {
-            let end = filled[start..].find('}').map_or(filled.len(), |e| start + e + 1);
+            let end = filled[start..]
+                .find('}')
+                .map_or(filled.len(), |e| start + e + 1);
             return Err(RulesError::Placeholder(filled[start..end].to_owned()));
         }
         Self::parse(&filled)
@@ -136,7 +138,8 @@ impl WebsiteConfiguration {
 
     /// Parses and validates a filled configuration.
     pub fn parse(json: &str) -> Result<Self, RulesError> {
-        let config: Self = serde_json::from_str(json).map_err(|e| RulesError::Json(e.to_string()))?;
+        let config: Self =
+            serde_json::from_str(json).map_err(|e| RulesError::Json(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -146,7 +149,8 @@ impl WebsiteConfiguration {
             return Err(RulesError::TooManyRules(self.routing_rules.len()));
         }
         for (index, rule) in self.routing_rules.iter().enumerate() {
-            rule.validate().map_err(|reason| RulesError::InvalidRule { index, reason })?;
+            rule.validate()
+                .map_err(|reason| RulesError::InvalidRule { index, reason })?;
         }
         Ok(())
     }
@@ -164,7 +168,12 @@ impl WebsiteConfiguration {
     /// lookup), as a redirect. Rules with an error-code condition never match before the
     /// lookup; rules without one match before it, so a prefix-only rule redirects even when
     /// the object exists, as on S3.
-    pub fn route(&self, key: &str, error_code: Option<u16>, origin: Origin<'_>) -> Option<RedirectTo> {
+    pub fn route(
+        &self,
+        key: &str,
+        error_code: Option<u16>,
+        origin: Origin<'_>,
+    ) -> Option<RedirectTo> {
         self.routing_rules
             .iter()
             .find(|rule| rule.matches(key, error_code))
@@ -176,12 +185,18 @@ impl RoutingRule {
     fn validate(&self) -> Result<(), String> {
         if let Some(c) = &self.condition {
             if c.key_prefix_equals.is_none() && c.http_error_code_returned_equals.is_none() {
-                return Err("Condition needs KeyPrefixEquals or HttpErrorCodeReturnedEquals".into());
+                return Err(
+                    "Condition needs KeyPrefixEquals or HttpErrorCodeReturnedEquals".into(),
+                );
             }
             if let Some(code) = &c.http_error_code_returned_equals {
                 match code.parse::<u16>() {
                     Ok(400..=599) if code.len() == 3 => {}
-                    _ => return Err(format!("HttpErrorCodeReturnedEquals {code:?} is not a 4xx or 5xx code")),
+                    _ => {
+                        return Err(format!(
+                            "HttpErrorCodeReturnedEquals {code:?} is not a 4xx or 5xx code"
+                        ))
+                    }
                 }
             }
         }
@@ -217,8 +232,13 @@ impl RoutingRule {
     }
 
     fn matches(&self, key: &str, error_code: Option<u16>) -> bool {
-        let Some(c) = &self.condition else { return true };
-        let prefix_ok = c.key_prefix_equals.as_deref().is_none_or(|p| key.starts_with(p));
+        let Some(c) = &self.condition else {
+            return true;
+        };
+        let prefix_ok = c
+            .key_prefix_equals
+            .as_deref()
+            .is_none_or(|p| key.starts_with(p));
         let code_ok = match (&c.http_error_code_returned_equals, error_code) {
             (None, _) => true,
             (Some(want), Some(got)) => want.parse::<u16>().ok() == Some(got),
@@ -241,7 +261,10 @@ impl RoutingRule {
                     .as_ref()
                     .and_then(|c| c.key_prefix_equals.as_deref())
                     .unwrap_or("");
-                format!("{prefix}{}", resizer::key::encode_key_path(&key[matched.len()..]))
+                format!(
+                    "{prefix}{}",
+                    resizer::key::encode_key_path(&key[matched.len()..])
+                )
             }
             (None, None) => resizer::key::encode_key_path(key),
         };
@@ -274,7 +297,12 @@ mod tests {
     }
 
     #[track_caller]
-    fn route_case(cfg: &WebsiteConfiguration, key: &str, code: Option<u16>, want: Option<(u16, &str)>) {
+    fn route_case(
+        cfg: &WebsiteConfiguration,
+        key: &str,
+        code: Option<u16>,
+        want: Option<(u16, &str)>,
+    ) {
         let got = cfg.route(key, code, ORIGIN);
         assert_eq!(
             got,
@@ -289,13 +317,17 @@ mod tests {
     #[test]
     fn the_project_rules_file_parses_and_sends_404s_to_the_resizer() {
         let template = include_str!("../../website-rules.json");
-        let cfg = WebsiteConfiguration::from_template(template, "https", "api.example.com").unwrap();
+        let cfg =
+            WebsiteConfiguration::from_template(template, "https", "api.example.com").unwrap();
         route_case(&cfg, "300x300/a.jpg", None, None);
         route_case(
             &cfg,
             "300x300/a b+c.jpg",
             Some(404),
-            Some((307, "https://api.example.com/resize?key=300x300/a%20b%2Bc.jpg")),
+            Some((
+                307,
+                "https://api.example.com/resize?key=300x300/a%20b%2Bc.jpg",
+            )),
         );
         route_case(&cfg, "300x300/a.jpg", Some(403), None);
         assert_eq!(cfg.object_key(""), "index.html");
@@ -308,22 +340,41 @@ mod tests {
         let template = include_str!("../../website-rules.json");
         let err = WebsiteConfiguration::parse(template).unwrap_err();
         assert!(matches!(err, RulesError::InvalidRule { .. }), "{err:?}");
-        let err = WebsiteConfiguration::from_template(r#"{"RoutingRules":[{"Redirect":{"HostName":"${OTHER}"}}]}"#, "http", "h").unwrap_err();
+        let err = WebsiteConfiguration::from_template(
+            r#"{"RoutingRules":[{"Redirect":{"HostName":"${OTHER}"}}]}"#,
+            "http",
+            "h",
+        )
+        .unwrap_err();
         assert_eq!(err, RulesError::Placeholder("${OTHER}".into()));
     }
 
     #[test]
     fn error_code_condition_matches_only_after_lookup_and_only_that_code() {
-        let cfg = config(r#"[{"Condition":{"HttpErrorCodeReturnedEquals":"404"},"Redirect":{"HostName":"r.example"}}]"#);
+        let cfg = config(
+            r#"[{"Condition":{"HttpErrorCodeReturnedEquals":"404"},"Redirect":{"HostName":"r.example"}}]"#,
+        );
         route_case(&cfg, "a.jpg", None, None);
         route_case(&cfg, "a.jpg", Some(403), None);
-        route_case(&cfg, "a.jpg", Some(404), Some((301, "http://r.example/a.jpg")));
+        route_case(
+            &cfg,
+            "a.jpg",
+            Some(404),
+            Some((301, "http://r.example/a.jpg")),
+        );
     }
 
     #[test]
     fn key_prefix_condition_applies_before_lookup() {
-        let cfg = config(r#"[{"Condition":{"KeyPrefixEquals":"docs/"},"Redirect":{"ReplaceKeyPrefixWith":"documents/"}}]"#);
-        route_case(&cfg, "docs/a.html", None, Some((301, "http://bucket.example:8080/documents/a.html")));
+        let cfg = config(
+            r#"[{"Condition":{"KeyPrefixEquals":"docs/"},"Redirect":{"ReplaceKeyPrefixWith":"documents/"}}]"#,
+        );
+        route_case(
+            &cfg,
+            "docs/a.html",
+            None,
+            Some((301, "http://bucket.example:8080/documents/a.html")),
+        );
         route_case(&cfg, "doc/a.html", None, None);
         route_case(&cfg, "images/docs/a", None, None);
     }
@@ -335,7 +386,12 @@ mod tests {
         );
         route_case(&cfg, "img/a.png", None, None);
         route_case(&cfg, "other/a.png", Some(404), None);
-        route_case(&cfg, "img/a.png", Some(404), Some((302, "http://bucket.example:8080/fallback/a.png")));
+        route_case(
+            &cfg,
+            "img/a.png",
+            Some(404),
+            Some((302, "http://bucket.example:8080/fallback/a.png")),
+        );
     }
 
     #[test]
@@ -347,33 +403,68 @@ mod tests {
               {"Condition":{"HttpErrorCodeReturnedEquals":"404"},"Redirect":{"ReplaceKeyWith":"third.html"}}
             ]"#,
         );
-        route_case(&cfg, "a/b/c", None, Some((301, "http://bucket.example:8080/first.html")));
-        route_case(&cfg, "x", Some(404), Some((301, "http://bucket.example:8080/third.html")));
+        route_case(
+            &cfg,
+            "a/b/c",
+            None,
+            Some((301, "http://bucket.example:8080/first.html")),
+        );
+        route_case(
+            &cfg,
+            "x",
+            Some(404),
+            Some((301, "http://bucket.example:8080/third.html")),
+        );
     }
 
     #[test]
     fn rule_without_condition_matches_everything() {
         let cfg = config(r#"[{"Redirect":{"Protocol":"https","HostName":"new.example"}}]"#);
-        route_case(&cfg, "any/key.txt", None, Some((301, "https://new.example/any/key.txt")));
+        route_case(
+            &cfg,
+            "any/key.txt",
+            None,
+            Some((301, "https://new.example/any/key.txt")),
+        );
     }
 
     #[test]
     fn redirect_fields_one_by_one() {
         // Protocol only: host and key kept.
         let cfg = config(r#"[{"Redirect":{"Protocol":"https"}}]"#);
-        route_case(&cfg, "k", None, Some((301, "https://bucket.example:8080/k")));
+        route_case(
+            &cfg,
+            "k",
+            None,
+            Some((301, "https://bucket.example:8080/k")),
+        );
         // HostName only.
         let cfg = config(r#"[{"Redirect":{"HostName":"h.example"}}]"#);
         route_case(&cfg, "k", None, Some((301, "http://h.example/k")));
         // ReplaceKeyPrefixWith without a prefix condition prefixes the whole key.
         let cfg = config(r#"[{"Redirect":{"ReplaceKeyPrefixWith":"resize?key="}}]"#);
-        route_case(&cfg, "300x/ảnh.jpg", None, Some((301, "http://bucket.example:8080/resize?key=300x/%E1%BA%A3nh.jpg")));
+        route_case(
+            &cfg,
+            "300x/ảnh.jpg",
+            None,
+            Some((
+                301,
+                "http://bucket.example:8080/resize?key=300x/%E1%BA%A3nh.jpg",
+            )),
+        );
         // ReplaceKeyWith replaces the whole key, as written.
         let cfg = config(r#"[{"Redirect":{"ReplaceKeyWith":"gone.html"}}]"#);
-        route_case(&cfg, "a/b/c", None, Some((301, "http://bucket.example:8080/gone.html")));
+        route_case(
+            &cfg,
+            "a/b/c",
+            None,
+            Some((301, "http://bucket.example:8080/gone.html")),
+        );
         // HttpRedirectCode.
         for code in ["301", "302", "303", "307", "308"] {
-            let cfg = config(&format!(r#"[{{"Redirect":{{"HttpRedirectCode":"{code}"}}}}]"#));
+            let cfg = config(&format!(
+                r#"[{{"Redirect":{{"HttpRedirectCode":"{code}"}}}}]"#
+            ));
             let got = cfg.route("k", None, ORIGIN).unwrap();
             assert_eq!(got.status.to_string(), code);
         }
@@ -383,18 +474,36 @@ mod tests {
     fn invalid(rules: &str, fragment: &str) {
         let json = format!(r#"{{"RoutingRules":{rules}}}"#);
         let err = WebsiteConfiguration::parse(&json).unwrap_err().to_string();
-        assert!(err.contains(fragment), "{err:?} should mention {fragment:?}");
+        assert!(
+            err.contains(fragment),
+            "{err:?} should mention {fragment:?}"
+        );
     }
 
     #[test]
     fn configurations_s3_refuses_are_refused() {
         invalid(r#"[{"Redirect":{}}]"#, "Redirect is empty");
-        invalid(r#"[{"Condition":{},"Redirect":{"HostName":"h"}}]"#, "Condition needs");
-        invalid(r#"[{"Redirect":{"ReplaceKeyWith":"a","ReplaceKeyPrefixWith":"b"}}]"#, "cannot both");
+        invalid(
+            r#"[{"Condition":{},"Redirect":{"HostName":"h"}}]"#,
+            "Condition needs",
+        );
+        invalid(
+            r#"[{"Redirect":{"ReplaceKeyWith":"a","ReplaceKeyPrefixWith":"b"}}]"#,
+            "cannot both",
+        );
         invalid(r#"[{"Redirect":{"Protocol":"ftp"}}]"#, "Protocol");
-        invalid(r#"[{"Redirect":{"HttpRedirectCode":"200"}}]"#, "HttpRedirectCode");
-        invalid(r#"[{"Redirect":{"HttpRedirectCode":"30x"}}]"#, "HttpRedirectCode");
-        invalid(r#"[{"Condition":{"HttpErrorCodeReturnedEquals":"302"},"Redirect":{"HostName":"h"}}]"#, "4xx or 5xx");
+        invalid(
+            r#"[{"Redirect":{"HttpRedirectCode":"200"}}]"#,
+            "HttpRedirectCode",
+        );
+        invalid(
+            r#"[{"Redirect":{"HttpRedirectCode":"30x"}}]"#,
+            "HttpRedirectCode",
+        );
+        invalid(
+            r#"[{"Condition":{"HttpErrorCodeReturnedEquals":"302"},"Redirect":{"HostName":"h"}}]"#,
+            "4xx or 5xx",
+        );
         invalid(r#"[{"Redirect":{"HostName":"h/x"}}]"#, "HostName");
         invalid(r#"[{"Redirect":{"Hostname":"h"}}]"#, "unknown field");
         let fifty_one = vec![r#"{"Redirect":{"HostName":"h"}}"#; 51].join(",");

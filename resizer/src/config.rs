@@ -103,33 +103,63 @@ impl Config {
         let bucket = required("BUCKET")?;
         let public_base_url = required("PUBLIC_BASE_URL")?;
         if !(public_base_url.starts_with("https://") || public_base_url.starts_with("http://")) {
-            return Err(invalid("PUBLIC_BASE_URL", &public_base_url, "must start with http:// or https://"));
+            return Err(invalid(
+                "PUBLIC_BASE_URL",
+                &public_base_url,
+                "must start with http:// or https://",
+            ));
         }
         let public_base_url = public_base_url.trim_end_matches('/').to_owned();
 
         let max_dimension = number("MAX_DIMENSION", get("MAX_DIMENSION"), DEFAULT_MAX_DIMENSION)?;
         if max_dimension == 0 || max_dimension > 65_535 {
-            return Err(invalid("MAX_DIMENSION", &max_dimension.to_string(), "must be 1..=65535"));
+            return Err(invalid(
+                "MAX_DIMENSION",
+                &max_dimension.to_string(),
+                "must be 1..=65535",
+            ));
         }
         let raw_allowed = get("ALLOWED_RESOLUTIONS").unwrap_or_default();
         let allowed = AllowedResolutions::parse(&raw_allowed, max_dimension)
             .map_err(|e| invalid("ALLOWED_RESOLUTIONS", &raw_allowed, &e.to_string()))?;
 
         let limits = Limits {
-            max_source_bytes: number("MAX_SOURCE_BYTES", get("MAX_SOURCE_BYTES"), DEFAULT_MAX_SOURCE_BYTES)?,
-            max_source_pixels: number("MAX_SOURCE_PIXELS", get("MAX_SOURCE_PIXELS"), DEFAULT_MAX_SOURCE_PIXELS)?,
+            max_source_bytes: number(
+                "MAX_SOURCE_BYTES",
+                get("MAX_SOURCE_BYTES"),
+                DEFAULT_MAX_SOURCE_BYTES,
+            )?,
+            max_source_pixels: number(
+                "MAX_SOURCE_PIXELS",
+                get("MAX_SOURCE_PIXELS"),
+                DEFAULT_MAX_SOURCE_PIXELS,
+            )?,
         };
         let derivative_cache_control = get("DERIVATIVE_CACHE_CONTROL")
             .unwrap_or_else(|| DEFAULT_DERIVATIVE_CACHE_CONTROL.to_owned());
         if http::HeaderValue::from_str(&derivative_cache_control).is_err() {
-            return Err(invalid("DERIVATIVE_CACHE_CONTROL", &derivative_cache_control, "not a valid header value"));
+            return Err(invalid(
+                "DERIVATIVE_CACHE_CONTROL",
+                &derivative_cache_control,
+                "not a valid header value",
+            ));
         }
         let force_path_style = match get("S3_FORCE_PATH_STYLE").as_deref() {
             None | Some("false") | Some("0") => false,
             Some("true") | Some("1") => true,
-            Some(other) => return Err(invalid("S3_FORCE_PATH_STYLE", other, "expected true or false")),
+            Some(other) => {
+                return Err(invalid(
+                    "S3_FORCE_PATH_STYLE",
+                    other,
+                    "expected true or false",
+                ))
+            }
         };
-        let timeout_ms = number("S3_OPERATION_TIMEOUT_MS", get("S3_OPERATION_TIMEOUT_MS"), DEFAULT_S3_OPERATION_TIMEOUT_MS)?;
+        let timeout_ms = number(
+            "S3_OPERATION_TIMEOUT_MS",
+            get("S3_OPERATION_TIMEOUT_MS"),
+            DEFAULT_S3_OPERATION_TIMEOUT_MS,
+        )?;
         Ok(Self {
             s3_operation_timeout: std::time::Duration::from_millis(timeout_ms),
             bucket,
@@ -194,7 +224,10 @@ mod tests {
         assert_eq!(c.max_dimension, 4096);
         assert_eq!(c.limits.max_source_bytes, 50_000_000);
         assert_eq!(c.limits.max_source_pixels, 50_000_000);
-        assert_eq!(c.derivative_cache_control, "public, max-age=31536000, immutable");
+        assert_eq!(
+            c.derivative_cache_control,
+            "public, max-age=31536000, immutable"
+        );
         assert!(!c.force_path_style);
         assert_eq!(c.s3_operation_timeout, std::time::Duration::from_secs(10));
     }
@@ -210,7 +243,10 @@ mod tests {
         assert!(!allow("640x640"));
         assert!(!allow("200x"));
         let any = parse(&[("ALLOWED_RESOLUTIONS", "")]).unwrap();
-        assert!(any.allowed.allows(Size::Box { width: 4096, height: 1 }));
+        assert!(any.allowed.allows(Size::Box {
+            width: 4096,
+            height: 1
+        }));
     }
 
     #[test]
@@ -222,7 +258,9 @@ mod tests {
             ("5000x", "5000x"),
             ("300X300", "300X300"),
         ] {
-            let err = parse(&[("ALLOWED_RESOLUTIONS", raw)]).unwrap_err().to_string();
+            let err = parse(&[("ALLOWED_RESOLUTIONS", raw)])
+                .unwrap_err()
+                .to_string();
             assert!(err.starts_with("ALLOWED_RESOLUTIONS"), "{err}");
             assert!(err.contains(entry), "{err:?} should name {entry}");
         }
@@ -230,22 +268,35 @@ mod tests {
 
     #[test]
     fn missing_or_bad_values_name_the_variable() {
-        let none = |k: &str| -> Option<String> { (k == "PUBLIC_BASE_URL").then(|| "https://x".into()) };
-        assert!(Config::from_lookup(none).unwrap_err().to_string().starts_with("BUCKET"));
+        let none =
+            |k: &str| -> Option<String> { (k == "PUBLIC_BASE_URL").then(|| "https://x".into()) };
+        assert!(Config::from_lookup(none)
+            .unwrap_err()
+            .to_string()
+            .starts_with("BUCKET"));
         rejects(&[("PUBLIC_BASE_URL", "cdn.example.com")], "PUBLIC_BASE_URL");
         rejects(&[("MAX_DIMENSION", "0")], "MAX_DIMENSION");
         rejects(&[("MAX_DIMENSION", "100000")], "MAX_DIMENSION");
         rejects(&[("MAX_DIMENSION", "ten")], "MAX_DIMENSION");
         rejects(&[("MAX_SOURCE_BYTES", "-1")], "MAX_SOURCE_BYTES");
         rejects(&[("MAX_SOURCE_PIXELS", "1.5")], "MAX_SOURCE_PIXELS");
-        rejects(&[("DERIVATIVE_CACHE_CONTROL", "a\nb")], "DERIVATIVE_CACHE_CONTROL");
+        rejects(
+            &[("DERIVATIVE_CACHE_CONTROL", "a\nb")],
+            "DERIVATIVE_CACHE_CONTROL",
+        );
         rejects(&[("S3_FORCE_PATH_STYLE", "yes")], "S3_FORCE_PATH_STYLE");
-        rejects(&[("S3_OPERATION_TIMEOUT_MS", "0")], "S3_OPERATION_TIMEOUT_MS");
+        rejects(
+            &[("S3_OPERATION_TIMEOUT_MS", "0")],
+            "S3_OPERATION_TIMEOUT_MS",
+        );
     }
 
     #[test]
     fn allowed_resolutions_are_checked_against_max_dimension() {
         assert!(parse(&[("MAX_DIMENSION", "8000"), ("ALLOWED_RESOLUTIONS", "5000x")]).is_ok());
-        rejects(&[("MAX_DIMENSION", "1000"), ("ALLOWED_RESOLUTIONS", "1001x")], "ALLOWED_RESOLUTIONS");
+        rejects(
+            &[("MAX_DIMENSION", "1000"), ("ALLOWED_RESOLUTIONS", "1001x")],
+            "ALLOWED_RESOLUTIONS",
+        );
     }
 }

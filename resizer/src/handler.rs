@@ -12,7 +12,9 @@ use http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
 use crate::config::Config;
-use crate::key::{decode_key_param, encode_key_path, parse_derivative_key, DerivativeKey, KeyError, Size};
+use crate::key::{
+    decode_key_param, encode_key_path, parse_derivative_key, DerivativeKey, KeyError, Size,
+};
 use crate::pipeline::{self, PipelineError};
 use crate::store::{PutOutcome, Store, StoreError};
 
@@ -97,13 +99,15 @@ impl ApiError {
     fn from_store(err: StoreError, original: &str) -> Self {
         match err {
             StoreError::NotFound => ApiError::OriginalNotFound(original.to_owned()),
-            StoreError::TooLarge { size, limit } => {
-                ApiError::SourceTooLarge(format!("the original is {size} bytes; MAX_SOURCE_BYTES is {limit}"))
-            }
+            StoreError::TooLarge { size, limit } => ApiError::SourceTooLarge(format!(
+                "the original is {size} bytes; MAX_SOURCE_BYTES is {limit}"
+            )),
             StoreError::Timeout(d) => ApiError::StorageTimeout(d),
             StoreError::Unavailable(d) => ApiError::StorageUnavailable(d),
             // A 412 outside a create-only write is unexpected: report it as a storage error.
-            StoreError::AlreadyExists => ApiError::StorageFailed("unexpected precondition failure".into()),
+            StoreError::AlreadyExists => {
+                ApiError::StorageFailed("unexpected precondition failure".into())
+            }
             StoreError::Failed(d) => ApiError::StorageFailed(d),
         }
     }
@@ -113,7 +117,9 @@ impl From<PipelineError> for ApiError {
     fn from(err: PipelineError) -> Self {
         match err {
             PipelineError::SourceTooLarge(m) => ApiError::SourceTooLarge(m),
-            PipelineError::Unsupported(m) | PipelineError::Undecodable(m) => ApiError::UnsupportedImage(m),
+            PipelineError::Unsupported(m) | PipelineError::Undecodable(m) => {
+                ApiError::UnsupportedImage(m)
+            }
             PipelineError::Encode(m) => ApiError::Internal(m),
         }
     }
@@ -195,7 +201,11 @@ async fn route(app: &App, req: &Request) -> Result<String, ApiError> {
 /// Makes sure the derivative exists and returns where to find it.
 async fn ensure_derivative(app: &App, key: DerivativeKey) -> Result<String, ApiError> {
     let derivative_key = key.to_string();
-    let location = format!("{}/{}", app.config.public_base_url, encode_key_path(&derivative_key));
+    let location = format!(
+        "{}/{}",
+        app.config.public_base_url,
+        encode_key_path(&derivative_key)
+    );
     let exists = app
         .store
         .exists(&derivative_key)
@@ -209,9 +219,16 @@ async fn ensure_derivative(app: &App, key: DerivativeKey) -> Result<String, ApiE
 }
 
 /// Concurrent misses for one key in this process share one resize.
-async fn join_flight(app: &App, derivative_key: String, key: DerivativeKey) -> Result<(), ApiError> {
+async fn join_flight(
+    app: &App,
+    derivative_key: String,
+    key: DerivativeKey,
+) -> Result<(), ApiError> {
     let flight = {
-        let mut map = app.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = app
+            .in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         map.entry(derivative_key.clone())
             .or_insert_with(|| {
                 let app = app.clone();
@@ -289,7 +306,10 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
     let mut resp = Response::new(Body::Text(body));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }

@@ -70,7 +70,9 @@ pub fn parse_size(token: &str, max_dimension: u32) -> Result<Size, SizeError> {
         .captures(token)
         .ok_or_else(|| SizeError::Malformed(token.to_owned()))?;
     let number = |i: usize| -> Result<Option<u32>, SizeError> {
-        let Some(m) = caps.get(i) else { return Ok(None) };
+        let Some(m) = caps.get(i) else {
+            return Ok(None);
+        };
         let value: u64 = m.as_str().parse().unwrap_or(u64::MAX);
         if value == 0 || value > u64::from(max_dimension) {
             return Err(SizeError::OutOfRange {
@@ -291,19 +293,37 @@ mod tests {
         key_case("300x300/photos/cat.jpg", Ok(("300x300", "photos/cat.jpg")));
         key_case("640x/a.png", Ok(("640x", "a.png")));
         key_case("x200/a.png", Ok(("x200", "a.png")));
-        key_case("300x300/my cat+dog 100%.jpg", Ok(("300x300", "my cat+dog 100%.jpg")));
+        key_case(
+            "300x300/my cat+dog 100%.jpg",
+            Ok(("300x300", "my cat+dog 100%.jpg")),
+        );
         key_case("300x300/ảnh/고양이.jpg", Ok(("300x300", "ảnh/고양이.jpg")));
         key_case("300x300/a..b/c.jpg", Ok(("300x300", "a..b/c.jpg")));
         key_case("300x300/.hidden", Ok(("300x300", ".hidden")));
-        key_case("300x300/photos/300x300.jpg", Ok(("300x300", "photos/300x300.jpg")));
-        key_case("300x300/photos/640x/a.jpg", Ok(("300x300", "photos/640x/a.jpg")));
+        key_case(
+            "300x300/photos/300x300.jpg",
+            Ok(("300x300", "photos/300x300.jpg")),
+        );
+        key_case(
+            "300x300/photos/640x/a.jpg",
+            Ok(("300x300", "photos/640x/a.jpg")),
+        );
     }
 
     #[test]
     fn invalid_derivative_keys() {
-        key_case("300x300/300x300/a.jpg", Err(KeyError::Chained("300x300/a.jpg".into())));
-        key_case("300x300/x20/a.jpg", Err(KeyError::Chained("x20/a.jpg".into())));
-        key_case("300x300/99999x1/a.jpg", Err(KeyError::Chained("99999x1/a.jpg".into())));
+        key_case(
+            "300x300/300x300/a.jpg",
+            Err(KeyError::Chained("300x300/a.jpg".into())),
+        );
+        key_case(
+            "300x300/x20/a.jpg",
+            Err(KeyError::Chained("x20/a.jpg".into())),
+        );
+        key_case(
+            "300x300/99999x1/a.jpg",
+            Err(KeyError::Chained("99999x1/a.jpg".into())),
+        );
         key_case("300x300//a.jpg", Err(KeyError::EmptySegment));
         key_case("/300x300/a.jpg", Err(KeyError::EmptySegment));
         key_case("300x300/a/", Err(KeyError::EmptySegment));
@@ -351,7 +371,10 @@ mod tests {
         query_case(Some("key=300x300/a%20b.jpg"), Ok(Some("300x300/a b.jpg")));
         query_case(Some("key=300x300/a%2Bb.jpg"), Ok(Some("300x300/a+b.jpg")));
         query_case(Some("key=300x300/a+b.jpg"), Ok(Some("300x300/a+b.jpg")));
-        query_case(Some("key=300x300/100%2525.jpg"), Ok(Some("300x300/100%25.jpg")));
+        query_case(
+            Some("key=300x300/100%2525.jpg"),
+            Ok(Some("300x300/100%25.jpg")),
+        );
         query_case(
             Some("key=300x300/%E1%BA%A3nh.jpg"),
             Ok(Some("300x300/ảnh.jpg")),
@@ -369,11 +392,17 @@ mod tests {
 
     #[test]
     fn path_encoding_keeps_slashes_and_escapes_the_rest() {
-        assert_eq!(encode_key_path("300x300/a b+c%.jpg"), "300x300/a%20b%2Bc%25.jpg");
+        assert_eq!(
+            encode_key_path("300x300/a b+c%.jpg"),
+            "300x300/a%20b%2Bc%25.jpg"
+        );
         assert_eq!(encode_key_path("300x/ảnh.jpg"), "300x/%E1%BA%A3nh.jpg");
         assert_eq!(encode_key_path("x1/a?b#c&d=e"), "x1/a%3Fb%23c%26d%3De");
         let key = "300x300/my cat+dog 100%.jpg";
         let query = format!("key={}", encode_key_path(key));
-        assert_eq!(decode_key_param(Some(&query)).unwrap().as_deref(), Some(key));
+        assert_eq!(
+            decode_key_param(Some(&query)).unwrap().as_deref(),
+            Some(key)
+        );
     }
 }

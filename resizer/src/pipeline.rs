@@ -169,7 +169,11 @@ pub fn resize(source: &[u8], size: Size, limits: &Limits) -> Result<Derivative, 
         source_size
     };
     let (out_w, out_h) = output_size(disp_w, disp_h, size);
-    let (target_w, target_h) = if transposed { (out_h, out_w) } else { (out_w, out_h) };
+    let (target_w, target_h) = if transposed {
+        (out_h, out_w)
+    } else {
+        (out_w, out_h)
+    };
     let crop_to_fill = matches!(size, Size::Box { .. });
     let resized = resize_raster(raster, target_w, target_h, crop_to_fill)?;
     let oriented = orient(resized, orientation);
@@ -201,7 +205,9 @@ fn check_pixels(width: u32, height: u32, limits: &Limits) -> Result<(), Pipeline
         )));
     }
     if width == 0 || height == 0 {
-        return Err(PipelineError::Undecodable(format!("{width}x{height} image")));
+        return Err(PipelineError::Undecodable(format!(
+            "{width}x{height} image"
+        )));
     }
     Ok(())
 }
@@ -231,11 +237,22 @@ fn decode_jpeg(source: &[u8], size: Size, limits: &Limits) -> Result<Decoded, Pi
         .unwrap_or(Orientation::NoTransforms);
     let icc_profile = decoder.icc_profile();
 
-    let (disp_w, disp_h) = if swaps_axes(orientation) { (height, width) } else { (width, height) };
+    let (disp_w, disp_h) = if swaps_axes(orientation) {
+        (height, width)
+    } else {
+        (width, height)
+    };
     let (need_w, need_h) = required_source_size(disp_w, disp_h, size);
-    let (need_w, need_h) = if swaps_axes(orientation) { (need_h, need_w) } else { (need_w, need_h) };
+    let (need_w, need_h) = if swaps_axes(orientation) {
+        (need_h, need_w)
+    } else {
+        (need_w, need_h)
+    };
     let (scaled_w, scaled_h) = decoder
-        .scale(need_w.min(u32::from(u16::MAX)) as u16, need_h.min(u32::from(u16::MAX)) as u16)
+        .scale(
+            need_w.min(u32::from(u16::MAX)) as u16,
+            need_h.min(u32::from(u16::MAX)) as u16,
+        )
         .map_err(undecodable)?;
     let pixels = decoder.decode().map_err(undecodable)?;
     let raster = Raster {
@@ -254,7 +271,11 @@ fn decode_jpeg(source: &[u8], size: Size, limits: &Limits) -> Result<Decoded, Pi
 }
 
 /// PNG, WebP, GIF (first frame) and unusual JPEGs through the `image` crate.
-fn decode_generic(source: &[u8], format: Format, limits: &Limits) -> Result<Decoded, PipelineError> {
+fn decode_generic(
+    source: &[u8],
+    format: Format,
+    limits: &Limits,
+) -> Result<Decoded, PipelineError> {
     let undecodable = |e: image::ImageError| match e {
         image::ImageError::Limits(l) => PipelineError::SourceTooLarge(l.to_string()),
         other => PipelineError::Undecodable(other.to_string()),
@@ -296,14 +317,21 @@ fn decode_generic(source: &[u8], format: Format, limits: &Limits) -> Result<Deco
 fn check_raster_len(r: &Raster) -> Result<(), PipelineError> {
     let channels = r.layout.pixel_type().size();
     if r.pixels.len() != r.width as usize * r.height as usize * channels {
-        return Err(PipelineError::Undecodable("decoder returned a short buffer".into()));
+        return Err(PipelineError::Undecodable(
+            "decoder returned a short buffer".into(),
+        ));
     }
     Ok(())
 }
 
 /// Lanczos3 (sharp's default kernel) with the SIMD code fast_image_resize picks for this
 /// CPU. `crop_to_fill` centre-crops the source to the target's aspect ratio first.
-fn resize_raster(src: Raster, width: u32, height: u32, crop_to_fill: bool) -> Result<Raster, PipelineError> {
+fn resize_raster(
+    src: Raster,
+    width: u32,
+    height: u32,
+    crop_to_fill: bool,
+) -> Result<Raster, PipelineError> {
     if (src.width, src.height) == (width, height) {
         return Ok(src);
     }
@@ -312,7 +340,8 @@ fn resize_raster(src: Raster, width: u32, height: u32, crop_to_fill: bool) -> Re
     let src_image = fr::images::Image::from_vec_u8(src.width, src.height, src.pixels, pixel_type)
         .map_err(|e| fail(&e))?;
     let mut dst_image = fr::images::Image::new(width, height, pixel_type);
-    let mut options = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
+    let mut options =
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
     if crop_to_fill {
         options = options.fit_into_destination(Some((0.5, 0.5)));
     }
@@ -339,9 +368,15 @@ fn orient(r: Raster, orientation: Orientation) -> Raster {
     } = r;
     // The buffer length was checked against width x height x channels, so from_raw succeeds.
     let mut image = match layout {
-        Layout::Luma => image::GrayImage::from_raw(width, height, pixels).map(DynamicImage::ImageLuma8),
-        Layout::Rgb => image::RgbImage::from_raw(width, height, pixels).map(DynamicImage::ImageRgb8),
-        Layout::Rgba => image::RgbaImage::from_raw(width, height, pixels).map(DynamicImage::ImageRgba8),
+        Layout::Luma => {
+            image::GrayImage::from_raw(width, height, pixels).map(DynamicImage::ImageLuma8)
+        }
+        Layout::Rgb => {
+            image::RgbImage::from_raw(width, height, pixels).map(DynamicImage::ImageRgb8)
+        }
+        Layout::Rgba => {
+            image::RgbaImage::from_raw(width, height, pixels).map(DynamicImage::ImageRgba8)
+        }
     }
     .expect("raster length matches its dimensions");
     image.apply_orientation(orientation);
@@ -354,7 +389,11 @@ fn orient(r: Raster, orientation: Orientation) -> Raster {
     }
 }
 
-fn encode(r: &Raster, format: Format, icc_profile: Option<Vec<u8>>) -> Result<Vec<u8>, PipelineError> {
+fn encode(
+    r: &Raster,
+    format: Format,
+    icc_profile: Option<Vec<u8>>,
+) -> Result<Vec<u8>, PipelineError> {
     let fail = |e: &dyn std::fmt::Display| PipelineError::Encode(format!("{format:?}: {e}"));
     let mut out = Vec::with_capacity(r.pixels.len() / 8 + 1024);
     match format {
@@ -399,7 +438,11 @@ fn encode(r: &Raster, format: Format, icc_profile: Option<Vec<u8>>) -> Result<Ve
                 Layout::Rgba => webp::Encoder::from_rgba(&r.pixels, r.width, r.height),
                 Layout::Rgb => webp::Encoder::from_rgb(&r.pixels, r.width, r.height),
                 Layout::Luma => {
-                    rgb = r.pixels.iter().flat_map(|&l| [l, l, l]).collect::<Vec<u8>>();
+                    rgb = r
+                        .pixels
+                        .iter()
+                        .flat_map(|&l| [l, l, l])
+                        .collect::<Vec<u8>>();
                     webp::Encoder::from_rgb(&rgb, r.width, r.height)
                 }
             };
@@ -408,13 +451,18 @@ fn encode(r: &Raster, format: Format, icc_profile: Option<Vec<u8>>) -> Result<Ve
                 .map_err(|e| fail(&format!("{e:?}")))?;
             out.extend_from_slice(&encoded);
             if let Some(icc) = icc_profile {
-                out = crate::webp_icc::embed_icc_profile(&out, &icc, r.width, r.height).unwrap_or(out);
+                out = crate::webp_icc::embed_icc_profile(&out, &icc, r.width, r.height)
+                    .unwrap_or(out);
             }
         }
         Format::Gif => {
             let rgba = match r.layout {
                 Layout::Rgba => r.pixels.clone(),
-                Layout::Rgb => r.pixels.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
+                Layout::Rgb => r
+                    .pixels
+                    .chunks_exact(3)
+                    .flat_map(|p| [p[0], p[1], p[2], 255])
+                    .collect(),
                 Layout::Luma => r.pixels.iter().flat_map(|&l| [l, l, l, 255]).collect(),
             };
             let frame = image::RgbaImage::from_raw(r.width, r.height, rgba)
@@ -455,8 +503,12 @@ mod tests {
         let info = d.info().unwrap();
         let (w, h) = (u32::from(info.width), u32::from(info.height));
         match info.pixel_format {
-            jpeg_decoder::PixelFormat::RGB24 => DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, pixels).unwrap()),
-            jpeg_decoder::PixelFormat::L8 => DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, pixels).unwrap()),
+            jpeg_decoder::PixelFormat::RGB24 => {
+                DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, pixels).unwrap())
+            }
+            jpeg_decoder::PixelFormat::L8 => {
+                DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, pixels).unwrap())
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -466,7 +518,11 @@ mod tests {
         let mut pixels = Vec::with_capacity(usize::from(w) * usize::from(h) * 3);
         for _y in 0..h {
             for x in 0..w {
-                pixels.extend_from_slice(if x < w / 2 { &[255, 0, 0] } else { &[0, 0, 255] });
+                pixels.extend_from_slice(if x < w / 2 {
+                    &[255, 0, 0]
+                } else {
+                    &[0, 0, 255]
+                });
             }
         }
         let mut out = Vec::new();
@@ -560,7 +616,11 @@ mod tests {
         let out = decode(&d.bytes).into_rgb8();
         assert_eq!(out.dimensions(), (100, 100));
         for x in [5, 50, 94] {
-            assert!(close(&out.get_pixel(x, 50).0, &[0, 255, 0], 8), "x={x}: {:?}", out.get_pixel(x, 50));
+            assert!(
+                close(&out.get_pixel(x, 50).0, &[0, 255, 0], 8),
+                "x={x}: {:?}",
+                out.get_pixel(x, 50)
+            );
         }
     }
 
@@ -570,16 +630,31 @@ mod tests {
         // stored left (red) half ends up on top.
         let plain = resize(&two_colour_jpeg(200, 100), Size::Width(50), &LIMITS).unwrap();
         let plain = decode(&plain.bytes).into_rgb8();
-        assert!(close(&plain.get_pixel(5, 12).0, &[255, 0, 0], 40), "plain left {:?}", plain.get_pixel(5, 12));
+        assert!(
+            close(&plain.get_pixel(5, 12).0, &[255, 0, 0], 40),
+            "plain left {:?}",
+            plain.get_pixel(5, 12)
+        );
         let src = with_exif_orientation(&two_colour_jpeg(200, 100), 6);
         assert!(src.windows(6).any(|w| w == b"Exif\0\0"));
         let d = resize(&src, Size::Width(50), &LIMITS).unwrap();
         assert_eq!((d.width, d.height), (50, 100));
         let out = decode(&d.bytes).into_rgb8();
-        assert!(close(&out.get_pixel(25, 10).0, &[255, 0, 0], 40), "top {:?}", out.get_pixel(25, 10));
-        assert!(close(&out.get_pixel(25, 90).0, &[0, 0, 255], 40), "bottom {:?}", out.get_pixel(25, 90));
+        assert!(
+            close(&out.get_pixel(25, 10).0, &[255, 0, 0], 40),
+            "top {:?}",
+            out.get_pixel(25, 10)
+        );
+        assert!(
+            close(&out.get_pixel(25, 90).0, &[0, 0, 255], 40),
+            "bottom {:?}",
+            out.get_pixel(25, 90)
+        );
         assert!(!d.bytes.windows(4).any(|w| w == b"Exif"), "EXIF copied");
-        assert!(!d.bytes.windows(6).any(|w| w == b"secret"), "comment copied");
+        assert!(
+            !d.bytes.windows(6).any(|w| w == b"secret"),
+            "comment copied"
+        );
         // Box sizes are in display orientation too.
         let d = resize(&src, boxed(40, 80), &LIMITS).unwrap();
         assert_eq!((d.width, d.height), (40, 80));
@@ -591,7 +666,8 @@ mod tests {
         let mut jpeg = Vec::new();
         let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, 90);
         enc.add_icc_profile(&profile).unwrap();
-        enc.encode(&[128; 16 * 16 * 3], 16, 16, jpeg_encoder::ColorType::Rgb).unwrap();
+        enc.encode(&[128; 16 * 16 * 3], 16, 16, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
         let d = resize(&jpeg, boxed(8, 8), &LIMITS).unwrap();
         let mut dec = jpeg_decoder::Decoder::new(Cursor::new(&d.bytes));
         dec.read_info().unwrap();
@@ -604,7 +680,10 @@ mod tests {
         let mut reader = image::ImageReader::new(Cursor::new(&d.bytes));
         reader.set_format(ImageFormat::WebP);
         let mut decoder = reader.into_decoder().unwrap();
-        assert_eq!(decoder.icc_profile().unwrap().as_deref(), Some(&profile[..]));
+        assert_eq!(
+            decoder.icc_profile().unwrap().as_deref(),
+            Some(&profile[..])
+        );
         assert_eq!(decoder.dimensions(), (8, 8));
     }
 
@@ -624,7 +703,11 @@ mod tests {
         assert!(out.color().has_alpha());
         let out = out.into_rgba8();
         assert_eq!(out.get_pixel(2, 16).0[3], 0);
-        assert!(close(&out.get_pixel(29, 16).0, &[10, 200, 30, 255], 3), "{:?}", out.get_pixel(29, 16));
+        assert!(
+            close(&out.get_pixel(29, 16).0, &[10, 200, 30, 255], 3),
+            "{:?}",
+            out.get_pixel(29, 16)
+        );
     }
 
     #[test]
@@ -645,7 +728,8 @@ mod tests {
             let mut enc = image::codecs::gif::GifEncoder::new(&mut gif);
             let red = image::RgbaImage::from_pixel(20, 20, Rgba([255, 0, 0, 255]));
             let blue = image::RgbaImage::from_pixel(20, 20, Rgba([0, 0, 255, 255]));
-            enc.encode_frames([image::Frame::new(red), image::Frame::new(blue)]).unwrap();
+            enc.encode_frames([image::Frame::new(red), image::Frame::new(blue)])
+                .unwrap();
         }
         let d = resize(&gif, boxed(10, 10), &LIMITS).unwrap();
         assert_eq!(d.format, Format::Gif);
@@ -662,11 +746,23 @@ mod tests {
     #[test]
     fn format_comes_from_bytes_not_names() {
         assert_eq!(detect_format(PHOTO).unwrap(), Format::Jpeg);
-        assert!(matches!(detect_format(b"BM\0\0\0\0\0\0\0\0\0\0\0\0"), Err(PipelineError::Unsupported(_))));
-        assert!(matches!(detect_format(b"hello, not an image"), Err(PipelineError::Unsupported(_))));
-        assert!(matches!(resize(b"GIF89a", boxed(1, 1), &LIMITS), Err(PipelineError::Undecodable(_))));
+        assert!(matches!(
+            detect_format(b"BM\0\0\0\0\0\0\0\0\0\0\0\0"),
+            Err(PipelineError::Unsupported(_))
+        ));
+        assert!(matches!(
+            detect_format(b"hello, not an image"),
+            Err(PipelineError::Unsupported(_))
+        ));
+        assert!(matches!(
+            resize(b"GIF89a", boxed(1, 1), &LIMITS),
+            Err(PipelineError::Undecodable(_))
+        ));
         let truncated = &PHOTO[..PHOTO.len() / 3];
-        assert!(matches!(resize(truncated, boxed(10, 10), &LIMITS), Err(PipelineError::Undecodable(_))));
+        assert!(matches!(
+            resize(truncated, boxed(10, 10), &LIMITS),
+            Err(PipelineError::Undecodable(_))
+        ));
     }
 
     #[test]
@@ -675,7 +771,10 @@ mod tests {
             max_source_bytes: 50_000_000,
             max_source_pixels: 5312 * 2988 - 1,
         };
-        assert!(matches!(resize(PHOTO, boxed(10, 10), &pixels), Err(PipelineError::SourceTooLarge(_))));
+        assert!(matches!(
+            resize(PHOTO, boxed(10, 10), &pixels),
+            Err(PipelineError::SourceTooLarge(_))
+        ));
         let exact = Limits {
             max_source_pixels: 5312 * 2988,
             ..pixels
@@ -685,7 +784,10 @@ mod tests {
             max_source_bytes: PHOTO.len() as u64 - 1,
             max_source_pixels: 50_000_000,
         };
-        assert!(matches!(resize(PHOTO, boxed(10, 10), &bytes), Err(PipelineError::SourceTooLarge(_))));
+        assert!(matches!(
+            resize(PHOTO, boxed(10, 10), &bytes),
+            Err(PipelineError::SourceTooLarge(_))
+        ));
         // A PNG header claiming 100000 x 100000 is refused before any allocation.
         let mut bomb = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
         bomb.extend_from_slice(&100_000u32.to_be_bytes());
@@ -694,7 +796,10 @@ mod tests {
         let crc = crc32(&bomb[12..]);
         bomb.extend_from_slice(&crc.to_be_bytes());
         // An empty IDAT and IEND, so the file is complete and only its size is wrong.
-        for (name, data) in [(&b"IDAT"[..], &[0x78u8, 0x9c, 0x03, 0, 0, 0, 0, 1][..]), (b"IEND", b"")] {
+        for (name, data) in [
+            (&b"IDAT"[..], &[0x78u8, 0x9c, 0x03, 0, 0, 0, 0, 1][..]),
+            (b"IEND", b""),
+        ] {
             bomb.extend_from_slice(&(data.len() as u32).to_be_bytes());
             let mut chunk = name.to_vec();
             chunk.extend_from_slice(data);
@@ -710,7 +815,11 @@ mod tests {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc

@@ -1,8 +1,8 @@
 //! The S3 boundary. Every SDK error is turned into a [`StoreError`] here, once, so the rest of
 //! the code never looks at SDK error types.
 
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
@@ -64,7 +64,9 @@ where
             match (status, service.err().code()) {
                 (404, _) | (_, Some("NoSuchKey" | "NotFound")) => StoreError::NotFound,
                 (412, _) | (_, Some("PreconditionFailed")) => StoreError::AlreadyExists,
-                (503, _) | (_, Some("SlowDown" | "ServiceUnavailable")) => StoreError::Unavailable(detail),
+                (503, _) | (_, Some("SlowDown" | "ServiceUnavailable")) => {
+                    StoreError::Unavailable(detail)
+                }
                 (504, _) => StoreError::Timeout(detail),
                 _ => StoreError::Failed(detail),
             }
@@ -89,7 +91,14 @@ impl Store {
 
     /// Whether `key` exists (HEAD).
     pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) => match classify(e) {
                 StoreError::NotFound => Ok(false),
@@ -111,7 +120,10 @@ impl Store {
             .map_err(classify)?;
         let size = out.content_length().unwrap_or(0).max(0) as u64;
         if size > max_bytes {
-            return Err(StoreError::TooLarge { size, limit: max_bytes });
+            return Err(StoreError::TooLarge {
+                size,
+                limit: max_bytes,
+            });
         }
         let body = out
             .body

@@ -7,7 +7,9 @@ use resizer::{handle, App, Config};
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .without_time()
         .init();
     let config = Config::from_env().map_err(|e| format!("configuration: {e}"))?;

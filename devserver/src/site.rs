@@ -1,0 +1,299 @@
+//! The website endpoint: what `http://{bucket}.s3-website-{region}.amazonaws.com` does, on
+//! loopback. GET/HEAD of objects with their stored headers, website-rules.json applied on a
+//! miss with S3's semantics, and the resizer's handler mounted at `/resize` (in AWS it sits
+//! behind API Gateway; here it shares the port so the redirect chain needs one host).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use aws_sdk_s3::error::SdkError;
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::website::{Origin, WebsiteConfiguration};
+
+/// Everything the website endpoint needs.
+pub struct Site {
+    /// The filled, validated website configuration.
+    pub website: WebsiteConfiguration,
+    /// Reads objects through the S3 protocol, as the website endpoint reads the bucket.
+    pub client: aws_sdk_s3::Client,
+    /// The bucket served.
+    pub bucket: String,
+    /// The resizer, mounted in-process.
+    pub resizer: resizer::App,
+    /// `host:port` this endpoint answers on, for redirects that keep the host.
+    pub host: String,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+/// Answers one request to the website port.
+pub async fn serve(
+    site: Arc<Site>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Reply, Infallible> {
+    let reply = if req.uri().path() == "/resize" {
+        resize(&site, req).await
+    } else {
+        website(&site, req.method(), req.uri().path(), req.headers()).await
+    };
+    Ok(reply)
+}
+
+/// Hands the request to the resizer's own `handle`, as lambda_http would.
+async fn resize(site: &Site, req: Request<hyper::body::Incoming>) -> Reply {
+    let (parts, _body) = req.into_parts();
+    let lambda_req = Request::from_parts(parts, lambda_http::Body::Empty);
+    let resp = resizer::handle(&site.resizer, lambda_req).await;
+    let (parts, body) = resp.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Empty => Bytes::new(),
+        lambda_http::Body::Text(text) => Bytes::from(text),
+        lambda_http::Body::Binary(data) => Bytes::from(data),
+        _ => Bytes::new(),
+    };
+    Response::from_parts(parts, Full::new(bytes))
+}
+
+async fn website(site: &Site, method: &Method, path: &str, headers: &HeaderMap) -> Reply {
+    if method != Method::GET && method != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
+    }
+    let Ok(key) = percent_encoding::percent_decode_str(path.trim_start_matches('/')).decode_utf8()
+    else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "400 Bad Request: the path is not UTF-8",
+        );
+    };
+    let key = site.website.object_key(&key);
+    let origin = Origin {
+        protocol: "http",
+        host: headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(&site.host),
+    };
+    if let Some(to) = site.website.route(&key, None, origin) {
+        return redirect(to.status, &to.location);
+    }
+    match fetch(site, &key, method == Method::HEAD).await {
+        Ok(object) => object.reply(headers),
+        Err(Lookup::NotFound) => {
+            if let Some(to) = site.website.route(&key, Some(404), origin) {
+                return redirect(to.status, &to.location);
+            }
+            not_found(site, &key).await
+        }
+        Err(Lookup::Failed(detail)) => {
+            tracing::error!(%detail, key, "website lookup failed");
+            text(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable")
+        }
+    }
+}
+
+/// An object as the website endpoint returns it.
+struct Object {
+    body: Bytes,
+    headers: HeaderMap,
+    etag: Option<String>,
+}
+
+impl Object {
+    fn reply(self, request_headers: &HeaderMap) -> Reply {
+        let not_modified = match (&self.etag, request_headers.get(header::IF_NONE_MATCH)) {
+            (Some(etag), Some(wanted)) => wanted
+                .to_str()
+                .map(|w| w.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+                .unwrap_or(false),
+            _ => false,
+        };
+        let mut resp = Response::new(Full::new(if not_modified {
+            Bytes::new()
+        } else {
+            self.body
+        }));
+        *resp.headers_mut() = self.headers;
+        if not_modified {
+            *resp.status_mut() = StatusCode::NOT_MODIFIED;
+            resp.headers_mut().remove(header::CONTENT_LENGTH);
+        }
+        resp
+    }
+}
+
+enum Lookup {
+    NotFound,
+    Failed(String),
+}
+
+fn put(headers: &mut HeaderMap, name: header::HeaderName, value: Option<&str>) {
+    if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+        headers.insert(name, v);
+    }
+}
+
+async fn fetch(site: &Site, key: &str, head_only: bool) -> Result<Object, Lookup> {
+    let classify = |e: &dyn ErrorStatus| match e.status() {
+        Some(404) => Lookup::NotFound,
+        _ => Lookup::Failed(e.describe()),
+    };
+    let mut headers = HeaderMap::new();
+    let (body, etag) = if head_only {
+        let out = site
+            .client
+            .head_object()
+            .bucket(&site.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        put(&mut headers, header::CONTENT_TYPE, out.content_type());
+        put(&mut headers, header::CACHE_CONTROL, out.cache_control());
+        put(
+            &mut headers,
+            header::CONTENT_ENCODING,
+            out.content_encoding(),
+        );
+        put(
+            &mut headers,
+            header::CONTENT_DISPOSITION,
+            out.content_disposition(),
+        );
+        put(
+            &mut headers,
+            header::CONTENT_LANGUAGE,
+            out.content_language(),
+        );
+        put(
+            &mut headers,
+            header::LAST_MODIFIED,
+            http_date(out.last_modified()).as_deref(),
+        );
+        put(
+            &mut headers,
+            header::CONTENT_LENGTH,
+            out.content_length().map(|l| l.to_string()).as_deref(),
+        );
+        (Bytes::new(), out.e_tag().map(str::to_owned))
+    } else {
+        let out = site
+            .client
+            .get_object()
+            .bucket(&site.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        put(&mut headers, header::CONTENT_TYPE, out.content_type());
+        put(&mut headers, header::CACHE_CONTROL, out.cache_control());
+        put(
+            &mut headers,
+            header::CONTENT_ENCODING,
+            out.content_encoding(),
+        );
+        put(
+            &mut headers,
+            header::CONTENT_DISPOSITION,
+            out.content_disposition(),
+        );
+        put(
+            &mut headers,
+            header::CONTENT_LANGUAGE,
+            out.content_language(),
+        );
+        put(
+            &mut headers,
+            header::LAST_MODIFIED,
+            http_date(out.last_modified()).as_deref(),
+        );
+        let etag = out.e_tag().map(str::to_owned);
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| Lookup::Failed(e.to_string()))?
+            .into_bytes();
+        (body, etag)
+    };
+    put(&mut headers, header::ETAG, etag.as_deref());
+    Ok(Object {
+        body,
+        headers,
+        etag,
+    })
+}
+
+fn http_date(t: Option<&aws_smithy_types::DateTime>) -> Option<String> {
+    t.and_then(|t| t.fmt(aws_smithy_types::date_time::Format::HttpDate).ok())
+}
+
+/// The status and a description of an SDK error, whatever the operation.
+trait ErrorStatus {
+    fn status(&self) -> Option<u16>;
+    fn describe(&self) -> String;
+}
+
+impl<E: std::error::Error + 'static> ErrorStatus
+    for SdkError<E, aws_sdk_s3::config::http::HttpResponse>
+{
+    fn status(&self) -> Option<u16> {
+        self.raw_response().map(|r| r.status().as_u16())
+    }
+    fn describe(&self) -> String {
+        aws_smithy_types::error::display::DisplayErrorContext(self).to_string()
+    }
+}
+
+/// S3's website 404: the ErrorDocument when one is configured and exists, else a small page.
+async fn not_found(site: &Site, key: &str) -> Reply {
+    if let Some(doc) = &site.website.error_document {
+        if let Ok(object) = fetch(site, &doc.key, false).await {
+            let mut resp = object.reply(&HeaderMap::new());
+            *resp.status_mut() = StatusCode::NOT_FOUND;
+            return resp;
+        }
+    }
+    let body = format!(
+        "<html><head><title>404 Not Found</title></head><body><h1>404 Not Found</h1>\
+         <ul><li>Code: NoSuchKey</li><li>Key: {}</li></ul></body></html>\n",
+        html_escape(key)
+    );
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = StatusCode::NOT_FOUND;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert("x-amz-error-code", HeaderValue::from_static("NoSuchKey"));
+    resp
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn redirect(status: u16, location: &str) -> Reply {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+    if let Ok(value) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, value);
+    }
+    resp
+}
+
+fn text(status: StatusCode, body: &'static str) -> Reply {
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
