@@ -1,1 +1,199 @@
+//! Harness for the end-to-end tests: a devserver on ephemeral loopback ports with its
+//! embedded S3 store in a temporary directory, an HTTP client that does not follow
+//! redirects, and helpers to walk a redirect chain and read the bucket over S3.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use aws_sdk_s3::primitives::ByteStream;
+use devserver::{DevServer, Options};
+
+/// One running stack and what the tests need to reach it.
+pub struct Stack {
+    /// The running devserver (dropping it stops the servers).
+    pub server: DevServer,
+    /// Where the store keeps its files; removed on drop.
+    pub data_dir: tempfile::TempDir,
+    /// A client that never follows redirects.
+    pub http: reqwest::Client,
+}
+
+/// One hop of a redirect chain.
+#[derive(Debug, Clone)]
+pub struct Hop {
+    /// The URL requested.
+    pub url: String,
+    /// Its status.
+    pub status: u16,
+    /// Its headers.
+    pub headers: reqwest::header::HeaderMap,
+}
+
+/// A redirect chain and its final body.
+#[derive(Debug)]
+pub struct Chain {
+    /// Every response, first to last.
+    pub hops: Vec<Hop>,
+    /// The last response's body.
+    pub body: bytes::Bytes,
+}
+
+impl Chain {
+    /// The statuses in order.
+    pub fn statuses(&self) -> Vec<u16> {
+        self.hops.iter().map(|h| h.status).collect()
+    }
+
+    /// The final response.
+    pub fn last(&self) -> &Hop {
+        self.hops.last().expect("a chain has at least one hop")
+    }
+
+    /// The final body parsed as a JSON error.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// The project's website-rules.json.
+pub fn rules() -> String {
+    std::fs::read_to_string(devserver::RULES_PATH).expect("website-rules.json is readable")
+}
+
+impl Stack {
+    /// A stack with the embedded store, default settings plus `resizer_env`.
+    pub async fn start(resizer_env: &[(&str, &str)]) -> Self {
+        Self::start_with(resizer_env, |_| {}).await
+    }
+
+    /// A stack whose options `adjust` may change (for example to use an external endpoint).
+    pub async fn start_with(
+        resizer_env: &[(&str, &str)],
+        adjust: impl FnOnce(&mut Options),
+    ) -> Self {
+        let data_dir = tempfile::tempdir().expect("temporary directory");
+        let mut opts = Options::new(rules());
+        opts.listen = loopback();
+        opts.s3_listen = loopback();
+        opts.data_dir = data_dir.path().to_owned();
+        opts.resizer_env = resizer_env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<HashMap<_, _>>();
+        adjust(&mut opts);
+        let server = DevServer::start(opts).await.expect("devserver starts");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        Self {
+            server,
+            data_dir,
+            http,
+        }
+    }
+
+    /// `website_url` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.website_url)
+    }
+
+    /// Sends one request without following redirects.
+    pub async fn request(&self, method: reqwest::Method, url: &str) -> (Hop, bytes::Bytes) {
+        let resp = self
+            .http
+            .request(method, url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let hop = Hop {
+            url: url.to_owned(),
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+        };
+        let body = resp.bytes().await.expect("body");
+        (hop, body)
+    }
+
+    /// Follows redirects by hand (at most 10), recording every hop.
+    pub async fn follow(&self, method: reqwest::Method, path: &str) -> Chain {
+        let mut url = self.url(path);
+        let mut hops = Vec::new();
+        for _ in 0..10 {
+            let (hop, body) = self.request(method.clone(), &url).await;
+            let next = hop
+                .headers
+                .get("location")
+                .map(|l| l.to_str().expect("ascii location").to_owned());
+            let redirect = (300..400).contains(&hop.status);
+            hops.push(hop);
+            match next {
+                Some(next) if redirect => url = next,
+                _ => return Chain { hops, body },
+            }
+        }
+        panic!("redirect loop: {hops:#?}");
+    }
+
+    /// Uploads an original through S3.
+    pub async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) {
+        self.server
+            .client()
+            .put_object()
+            .bucket(&self.server.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    }
+
+    /// Reads an object through S3: (body, content type, cache control), or None if absent.
+    pub async fn get(&self, key: &str) -> Option<(bytes::Bytes, Option<String>, Option<String>)> {
+        let out = self
+            .server
+            .client()
+            .get_object()
+            .bucket(&self.server.bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        let content_type = out.content_type().map(str::to_owned);
+        let cache_control = out.cache_control().map(str::to_owned);
+        let body = out.body.collect().await.expect("object body").into_bytes();
+        Some((body, content_type, cache_control))
+    }
+
+    /// Every key in the bucket, sorted.
+    pub async fn keys(&self) -> Vec<String> {
+        let out = self
+            .server
+            .client()
+            .list_objects_v2()
+            .bucket(&self.server.bucket)
+            .send()
+            .await
+            .expect("list objects");
+        let mut keys: Vec<String> = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+/// Decodes an image and returns its format and dimensions.
+pub fn inspect(bytes: &[u8]) -> (image::ImageFormat, u32, u32) {
+    let format = image::guess_format(bytes).expect("an image format");
+    let img = image::load_from_memory(bytes).expect("image decodes");
+    (format, img.width(), img.height())
+}

@@ -1,0 +1,323 @@
+//! Every error status, with its JSON code, and nothing written to the bucket.
+
+use e2e::Stack;
+use reqwest::Method;
+
+/// Requests `/resize?{query}` directly and checks status, JSON code and that the bucket did
+/// not change.
+async fn refuses(stack: &Stack, method: Method, query: &str, status: u16, code: &str) {
+    let before = stack.keys().await;
+    let (hop, body) = stack
+        .request(method, &stack.url(&format!("/resize{query}")))
+        .await;
+    assert_eq!(
+        hop.status,
+        status,
+        "{query}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(hop.headers["content-type"], "application/json");
+    assert_eq!(hop.headers["cache-control"], "no-store");
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON body");
+    assert_eq!(json["code"], code, "{json}");
+    assert!(
+        json["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{json}"
+    );
+    assert_eq!(stack.keys().await, before, "{query} changed the bucket");
+}
+
+#[tokio::test]
+async fn client_errors_have_stable_codes_and_write_nothing() {
+    let stack = Stack::start(&[("MAX_DIMENSION", "2000")]).await;
+    stack
+        .put(
+            "notes/readme.jpg",
+            b"plain text, not an image".to_vec(),
+            "image/jpeg",
+        )
+        .await;
+    stack
+        .put(
+            "truncated.jpg",
+            devserver::SAMPLE_PHOTO[..4000].to_vec(),
+            "image/jpeg",
+        )
+        .await;
+
+    refuses(&stack, Method::GET, "", 400, "missing-key").await;
+    refuses(&stack, Method::GET, "?key=", 400, "missing-key").await;
+    refuses(&stack, Method::GET, "?other=1", 400, "missing-key").await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=photos/cat.jpg",
+        400,
+        "invalid-key",
+    )
+    .await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=300x300/300x300/samples/seeding.jpg",
+        400,
+        "invalid-key",
+    )
+    .await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=300x300/../samples/seeding.jpg",
+        400,
+        "invalid-key",
+    )
+    .await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=300x300/samples/./seeding.jpg",
+        400,
+        "invalid-key",
+    )
+    .await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=300x300//samples/seeding.jpg",
+        400,
+        "invalid-key",
+    )
+    .await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=300x300/samples%5Cseeding.jpg",
+        400,
+        "invalid-key",
+    )
+    .await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=300x300/samples%0Aseeding.jpg",
+        400,
+        "invalid-key",
+    )
+    .await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=300x300/%FF.jpg",
+        400,
+        "invalid-key",
+    )
+    .await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=0300x300/samples/seeding.jpg",
+        400,
+        "invalid-key",
+    )
+    .await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=2001x1/samples/seeding.jpg",
+        400,
+        "invalid-key",
+    )
+    .await;
+    let long = format!("?key=10x10/{}", "a".repeat(1020));
+    refuses(&stack, Method::GET, &long, 400, "invalid-key").await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=300x300/samples/missing.jpg",
+        404,
+        "original-not-found",
+    )
+    .await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=300x300/notes/readme.jpg",
+        422,
+        "unsupported-image",
+    )
+    .await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=300x300/truncated.jpg",
+        422,
+        "unsupported-image",
+    )
+    .await;
+    refuses(
+        &stack,
+        Method::POST,
+        "?key=300x300/samples/seeding.jpg",
+        405,
+        "method-not-allowed",
+    )
+    .await;
+    refuses(
+        &stack,
+        Method::DELETE,
+        "?key=300x300/samples/seeding.jpg",
+        405,
+        "method-not-allowed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sizes_outside_allowed_resolutions_are_forbidden() {
+    let stack = Stack::start(&[("ALLOWED_RESOLUTIONS", "300x300,640x,x200")]).await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=301x300/samples/seeding.jpg",
+        403,
+        "resolution-not-allowed",
+    )
+    .await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=300x/samples/seeding.jpg",
+        403,
+        "resolution-not-allowed",
+    )
+    .await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=640x640/samples/seeding.jpg",
+        403,
+        "resolution-not-allowed",
+    )
+    .await;
+    for allowed in [
+        "/300x300/samples/seeding.jpg",
+        "/640x/samples/seeding.jpg",
+        "/x200/samples/seeding.jpg",
+    ] {
+        let chain = stack.follow(Method::GET, allowed).await;
+        assert_eq!(chain.statuses(), [307, 307, 200], "{allowed}");
+    }
+    // Through the website, a forbidden size ends in the resizer's 403 JSON.
+    let chain = stack
+        .follow(Method::GET, "/123x45/samples/seeding.jpg")
+        .await;
+    assert_eq!(chain.statuses(), [307, 403]);
+    assert_eq!(chain.json()["code"], "resolution-not-allowed");
+}
+
+#[tokio::test]
+async fn originals_over_the_byte_limit_are_refused_before_download() {
+    let limit = (devserver::SAMPLE_PHOTO.len() - 1).to_string();
+    let stack = Stack::start(&[("MAX_SOURCE_BYTES", &limit)]).await;
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=300x300/samples/seeding.jpg",
+        413,
+        "source-too-large",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn originals_over_the_pixel_limit_are_refused_before_decode() {
+    let stack = Stack::start(&[("MAX_SOURCE_PIXELS", "15000000")]).await; // the sample is 15.9 MP
+    refuses(
+        &stack,
+        Method::GET,
+        "?key=300x300/samples/seeding.jpg",
+        413,
+        "source-too-large",
+    )
+    .await;
+}
+
+/// A port with nothing listening.
+async fn dead_endpoint() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn unreachable_storage_is_503() {
+    let endpoint = dead_endpoint().await;
+    let stack = Stack::start_with(&[], |o| {
+        o.s3_endpoint = Some(endpoint);
+        o.upload_samples = false;
+    })
+    .await;
+    let (hop, body) = stack
+        .request(Method::GET, &stack.url("/resize?key=300x300/a.jpg"))
+        .await;
+    assert_eq!(hop.status, 503, "{}", String::from_utf8_lossy(&body));
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["code"], "storage-unavailable");
+    assert!(
+        !json["message"].as_str().unwrap().contains("127.0.0.1"),
+        "5xx bodies carry no internals: {json}"
+    );
+}
+
+#[tokio::test]
+async fn storage_that_does_not_answer_is_504() {
+    // Accepts connections and never replies.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let stack = Stack::start_with(&[("S3_OPERATION_TIMEOUT_MS", "600")], |o| {
+        o.s3_endpoint = Some(endpoint);
+        o.upload_samples = false;
+    })
+    .await;
+    let (hop, body) = stack
+        .request(Method::GET, &stack.url("/resize?key=300x300/a.jpg"))
+        .await;
+    assert_eq!(hop.status, 504, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["code"],
+        "storage-timeout"
+    );
+    hold.abort();
+}
+
+#[tokio::test]
+async fn storage_refusing_our_signature_is_502() {
+    // The embedded store checks SigV4; a resizer holding the wrong secret is refused (403).
+    let store = Stack::start(&[]).await;
+    let endpoint = store.server.s3_endpoint.clone();
+    let stack = Stack::start_with(&[], |o| {
+        o.s3_endpoint = Some(endpoint);
+        o.secret_key = "not-the-secret".into();
+        o.upload_samples = false;
+    })
+    .await;
+    let (hop, body) = stack
+        .request(
+            Method::GET,
+            &stack.url("/resize?key=300x300/samples/seeding.jpg"),
+        )
+        .await;
+    assert_eq!(hop.status, 502, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["code"],
+        "storage-error"
+    );
+    assert!(store.get("300x300/samples/seeding.jpg").await.is_none());
+}

@@ -1,0 +1,47 @@
+//! End-to-end tests: real HTTP to the devserver, real S3 protocol (SigV4) to its embedded
+//! store, real API Gateway v2 event JSON through lambda_http.
+
+mod errors;
+mod lambda_events;
+mod resize_on_miss;
+mod store;
+mod website;
+
+use std::io::Cursor;
+
+/// A PNG with a transparent left half.
+pub fn png_with_alpha(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbaImage::from_fn(w, h, |x, _| {
+        image::Rgba([20, 120, 220, if x < w / 2 { 0 } else { 255 }])
+    });
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgba8(img)
+        .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+/// A two-frame GIF: red then blue.
+pub fn two_frame_gif(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new(&mut out);
+        let red = image::RgbaImage::from_pixel(w, h, image::Rgba([255, 0, 0, 255]));
+        let blue = image::RgbaImage::from_pixel(w, h, image::Rgba([0, 0, 255, 255]));
+        enc.encode_frames([image::Frame::new(red), image::Frame::new(blue)])
+            .unwrap();
+    }
+    out
+}
+
+/// A lossless WebP (the image crate's encoder).
+pub fn webp(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    });
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut Cursor::new(&mut out), image::ImageFormat::WebP)
+        .unwrap();
+    out
+}

@@ -1,0 +1,212 @@
+//! The happy path: a miss becomes a derivative, then a plain hit.
+
+use devserver::SAMPLE_PHOTO;
+use e2e::{inspect, Stack};
+use image::ImageFormat;
+use reqwest::Method;
+
+#[tokio::test]
+async fn first_get_of_a_sized_path_redirects_through_the_resizer_and_serves_the_thumbnail() {
+    let stack = Stack::start(&[]).await;
+    assert_eq!(
+        stack.get("300x300/samples/seeding.jpg").await,
+        None,
+        "derivative must not exist yet"
+    );
+
+    let chain = stack
+        .follow(Method::GET, "/300x300/samples/seeding.jpg")
+        .await;
+    assert_eq!(chain.statuses(), [307, 307, 200], "{chain:#?}");
+    assert_eq!(
+        chain.hops[0].headers["location"],
+        stack
+            .url("/resize?key=300x300/samples/seeding.jpg")
+            .as_str()
+    );
+    assert_eq!(
+        chain.hops[1].headers["location"],
+        stack.url("/300x300/samples/seeding.jpg").as_str()
+    );
+    assert_eq!(chain.hops[1].headers["cache-control"], "no-store");
+    assert_eq!(chain.last().headers["content-type"], "image/jpeg");
+    assert_eq!(
+        chain.last().headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(inspect(&chain.body), (ImageFormat::Jpeg, 300, 300));
+
+    // Stored through S3 with its headers.
+    let (stored, content_type, cache_control) = stack
+        .get("300x300/samples/seeding.jpg")
+        .await
+        .expect("stored");
+    assert_eq!(stored, chain.body);
+    assert_eq!(content_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(
+        cache_control.as_deref(),
+        Some("public, max-age=31536000, immutable")
+    );
+
+    // The second request is a plain hit.
+    let chain = stack
+        .follow(Method::GET, "/300x300/samples/seeding.jpg")
+        .await;
+    assert_eq!(chain.statuses(), [200]);
+    assert_eq!(chain.body, stored);
+
+    // The original is untouched.
+    let (original, _, _) = stack.get("samples/seeding.jpg").await.unwrap();
+    assert_eq!(&original[..], SAMPLE_PHOTO);
+}
+
+#[tokio::test]
+async fn width_only_and_height_only_keep_the_aspect_ratio() {
+    let stack = Stack::start(&[]).await;
+    let chain = stack.follow(Method::GET, "/640x/samples/seeding.jpg").await;
+    assert_eq!(chain.statuses(), [307, 307, 200]);
+    assert_eq!(inspect(&chain.body), (ImageFormat::Jpeg, 640, 360));
+    let chain = stack.follow(Method::GET, "/x200/samples/seeding.jpg").await;
+    assert_eq!(inspect(&chain.body), (ImageFormat::Jpeg, 356, 200));
+    // Wider than the original: the original's size, never upscaled.
+    let small = e2e_small_jpeg();
+    stack.put("small.jpg", small, "image/jpeg").await;
+    let chain = stack.follow(Method::GET, "/4000x/small.jpg").await;
+    assert_eq!(inspect(&chain.body), (ImageFormat::Jpeg, 120, 80));
+}
+
+fn e2e_small_jpeg() -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(120, 80, image::Rgb([200, 40, 40]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), ImageFormat::Jpeg)
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn output_format_follows_the_bytes_not_the_name() {
+    let stack = Stack::start(&[]).await;
+    // A PNG stored under a .jpg name and with a wrong Content-Type stays a PNG, alpha kept.
+    stack
+        .put("misnamed.jpg", crate::png_with_alpha(80, 40), "image/jpeg")
+        .await;
+    stack
+        .put("anim.gif", crate::two_frame_gif(40, 40), "image/gif")
+        .await;
+    stack
+        .put("pic.webp", crate::webp(60, 30), "image/webp")
+        .await;
+
+    let chain = stack.follow(Method::GET, "/40x20/misnamed.jpg").await;
+    assert_eq!(chain.statuses(), [307, 307, 200]);
+    assert_eq!(chain.last().headers["content-type"], "image/png");
+    assert_eq!(inspect(&chain.body), (ImageFormat::Png, 40, 20));
+    let img = image::load_from_memory(&chain.body).unwrap().into_rgba8();
+    assert_eq!(img.get_pixel(2, 10).0[3], 0, "transparent half kept");
+    assert_eq!(img.get_pixel(37, 10).0[3], 255);
+
+    let chain = stack.follow(Method::GET, "/20x20/anim.gif").await;
+    assert_eq!(chain.last().headers["content-type"], "image/gif");
+    assert_eq!(inspect(&chain.body), (ImageFormat::Gif, 20, 20));
+
+    let chain = stack.follow(Method::GET, "/x15/pic.webp").await;
+    assert_eq!(chain.last().headers["content-type"], "image/webp");
+    assert_eq!(inspect(&chain.body), (ImageFormat::WebP, 30, 15));
+}
+
+#[tokio::test]
+async fn keys_with_spaces_plus_percent_and_non_ascii_work_end_to_end() {
+    let stack = Stack::start(&[]).await;
+    let original = "samples/my cat+dog 100% ảnh 고양이.jpg";
+    stack
+        .put(original, SAMPLE_PHOTO.to_vec(), "image/jpeg")
+        .await;
+    let path = format!("/x100/{}", resizer::key::encode_key_path(original));
+    assert!(path.contains("%2B") && path.contains("%25") && path.contains("%20"));
+    let chain = stack.follow(Method::GET, &path).await;
+    assert_eq!(chain.statuses(), [307, 307, 200], "{chain:#?}");
+    assert_eq!(inspect(&chain.body).2, 100);
+    let keys = stack.keys().await;
+    assert!(keys.contains(&format!("x100/{original}")), "{keys:?}");
+    // Exactly the one derivative was written, under the decoded key.
+    assert_eq!(
+        keys.iter().filter(|k| k.starts_with("x100/")).count(),
+        1,
+        "{keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn head_requests_follow_the_same_chain() {
+    let stack = Stack::start(&[]).await;
+    let chain = stack
+        .follow(Method::HEAD, "/200x100/samples/seeding.jpg")
+        .await;
+    assert_eq!(chain.statuses(), [307, 307, 200]);
+    assert_eq!(chain.last().headers["content-type"], "image/jpeg");
+    let (stored, _, _) = stack
+        .get("200x100/samples/seeding.jpg")
+        .await
+        .expect("HEAD created it");
+    assert_eq!(inspect(&stored), (ImageFormat::Jpeg, 200, 100));
+    assert_eq!(
+        chain.last().headers["content-length"],
+        stored.len().to_string().as_str()
+    );
+}
+
+#[tokio::test]
+async fn racing_misses_for_one_new_size_all_succeed_with_one_object() {
+    let stack = Stack::start(&[]).await;
+    let requests = (0..12).map(|_| stack.follow(Method::GET, "/256x256/samples/seeding.jpg"));
+    let chains = futures::future::join_all(requests).await;
+    let first = &chains[0].body;
+    for chain in &chains {
+        assert_eq!(chain.last().status, 200, "{chain:#?}");
+        assert_eq!(&chain.body, first, "every client sees the same bytes");
+    }
+    let keys = stack.keys().await;
+    assert_eq!(keys.iter().filter(|k| k.starts_with("256x256/")).count(), 1);
+    assert_eq!(
+        &stack.get("samples/seeding.jpg").await.unwrap().0[..],
+        SAMPLE_PHOTO
+    );
+}
+
+#[tokio::test]
+async fn racing_misses_across_two_resizer_instances_share_the_store_safely() {
+    // Two stacks, the second using the first's store as an external endpoint: two resizer
+    // processes (as two Lambda instances) racing for the same new derivative.
+    let a = Stack::start(&[]).await;
+    let endpoint = a.server.s3_endpoint.clone();
+    let b = Stack::start_with(&[], |o| {
+        o.s3_endpoint = Some(endpoint);
+        o.upload_samples = false;
+    })
+    .await;
+    let key = "/resize?key=500x500/samples/seeding.jpg";
+    let (ua, ub) = (a.url(key), b.url(key));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let url = if i % 2 == 0 { ua.clone() } else { ub.clone() };
+        let stack = if i % 2 == 0 { &a } else { &b };
+        tasks.push(async move { stack.request(Method::GET, &url).await.0 });
+    }
+    for hop in futures::future::join_all(tasks).await {
+        assert_eq!(hop.status, 307, "{hop:#?}");
+    }
+    let (stored, _, _) = a
+        .get("500x500/samples/seeding.jpg")
+        .await
+        .expect("one derivative");
+    assert_eq!(inspect(&stored), (ImageFormat::Jpeg, 500, 500));
+    assert_eq!(
+        a.keys()
+            .await
+            .iter()
+            .filter(|k| k.starts_with("500x500/"))
+            .count(),
+        1
+    );
+}

@@ -1,0 +1,81 @@
+//! The website endpoint behaves as S3's: stored headers, index document, 304s, rules on miss.
+
+use e2e::Stack;
+use reqwest::Method;
+
+#[tokio::test]
+async fn objects_are_served_with_their_stored_headers() {
+    let stack = Stack::start(&[]).await;
+    let (hop, body) = stack
+        .request(Method::GET, &stack.url("/samples/seeding.jpg"))
+        .await;
+    assert_eq!(hop.status, 200);
+    assert_eq!(hop.headers["content-type"], "image/jpeg");
+    assert_eq!(&body[..], devserver::SAMPLE_PHOTO);
+    let etag = hop.headers["etag"].to_str().unwrap().to_owned();
+    assert!(hop.headers.contains_key("last-modified"));
+
+    let resp = stack
+        .http
+        .get(stack.url("/samples/seeding.jpg"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 304);
+    assert!(resp.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_index_document_answers_the_root() {
+    let stack = Stack::start(&[]).await;
+    let (hop, body) = stack.request(Method::GET, &stack.url("/")).await;
+    assert_eq!(hop.status, 200);
+    assert!(hop.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(String::from_utf8_lossy(&body).contains("300x300/samples/seeding.jpg"));
+}
+
+#[tokio::test]
+async fn a_miss_outside_the_derivative_grammar_ends_in_a_json_400() {
+    // The only rule sends every 404 to the resizer (S3 cannot match on a size pattern), so a
+    // missing plain key ends in the resizer's invalid-key answer, not in a loop.
+    let stack = Stack::start(&[]).await;
+    let chain = stack.follow(Method::GET, "/photos/missing.jpg").await;
+    assert_eq!(chain.statuses(), [307, 400]);
+    assert_eq!(chain.json()["code"], "invalid-key");
+    let chain = stack
+        .follow(Method::GET, "/300x300/samples/missing.jpg")
+        .await;
+    assert_eq!(chain.statuses(), [307, 404]);
+    assert_eq!(chain.json()["code"], "original-not-found");
+}
+
+#[tokio::test]
+async fn website_endpoint_refuses_writes() {
+    let stack = Stack::start(&[]).await;
+    let (hop, _) = stack
+        .request(Method::PUT, &stack.url("/samples/seeding.jpg"))
+        .await;
+    assert_eq!(hop.status, 405);
+}
+
+#[tokio::test]
+async fn rules_without_a_matching_rule_give_s3s_404_page() {
+    let rules = r#"{"IndexDocument":{"Suffix":"index.html"},"RoutingRules":[
+        {"Condition":{"KeyPrefixEquals":"old/"},"Redirect":{"ReplaceKeyPrefixWith":"samples/","HttpRedirectCode":"302"}}]}"#;
+    let stack = Stack::start_with(&[], |o| o.rules_template = rules.into()).await;
+    let chain = stack.follow(Method::GET, "/old/seeding.jpg").await;
+    assert_eq!(chain.statuses(), [302, 200]);
+    assert_eq!(
+        chain.hops[0].headers["location"],
+        stack.url("/samples/seeding.jpg").as_str()
+    );
+    let (hop, _) = stack
+        .request(Method::GET, &stack.url("/300x300/samples/seeding.jpg"))
+        .await;
+    assert_eq!(hop.status, 404);
+    assert_eq!(hop.headers["x-amz-error-code"], "NoSuchKey");
+}
