@@ -88,6 +88,7 @@ pub struct DevServer {
     /// The bucket.
     pub bucket: String,
     client: aws_sdk_s3::Client,
+    reads: store::ReadCounter,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -105,14 +106,20 @@ impl DevServer {
         &self.client
     }
 
+    /// GetObject requests the embedded store has served for `key` (0 with an external store).
+    pub fn object_reads(&self, key: &str) -> usize {
+        self.reads.get(key)
+    }
+
     /// Starts the store (unless external), creates the bucket, uploads samples, and serves
     /// the website endpoint.
     pub async fn start(opts: Options) -> anyhow::Result<Self> {
         let mut tasks = Vec::new();
+        let reads = store::ReadCounter::default();
         let s3_endpoint = match &opts.s3_endpoint {
             Some(endpoint) => endpoint.trim_end_matches('/').to_owned(),
             None => {
-                let store = store::Store::new(&opts.data_dir)?;
+                let store = store::Store::new(&opts.data_dir, reads.clone())?;
                 let service = store::service(store, &opts.access_key, &opts.secret_key);
                 let listener = TcpListener::bind(opts.s3_listen)
                     .await
@@ -151,6 +158,7 @@ impl DevServer {
             s3_endpoint,
             bucket: opts.bucket.clone(),
             client: client.clone(),
+            reads,
             tasks,
         };
         if opts.s3_endpoint.is_none() {

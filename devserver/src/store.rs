@@ -3,7 +3,8 @@
 //! made atomic, as on S3. s3s-fs checks the condition and then writes without a lock, so two
 //! racing creators could both pass the check and the later one would overwrite the earlier.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, S3};
@@ -15,17 +16,45 @@ pub struct Store {
     /// Held around every conditional write: the existence check and the write happen as one
     /// step. A single lock is enough for a development store.
     conditional_writes: Arc<tokio::sync::Mutex<()>>,
+    reads: ReadCounter,
+}
+
+/// How many GetObject requests each key has received: lets tests see how often the resizer
+/// fetched an original.
+#[derive(Debug, Clone, Default)]
+pub struct ReadCounter(Arc<Mutex<HashMap<String, usize>>>);
+
+impl ReadCounter {
+    /// GetObject requests for `key` so far.
+    pub fn get(&self, key: &str) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn record(&self, key: &str) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.to_owned())
+            .or_default() += 1;
+    }
 }
 
 impl Store {
     /// Stores objects under `root` (created if missing).
-    pub fn new(root: &std::path::Path) -> anyhow::Result<Self> {
+    pub fn new(root: &std::path::Path, reads: ReadCounter) -> anyhow::Result<Self> {
         std::fs::create_dir_all(root)?;
         let inner = FileSystem::new(root)
             .map_err(|e| anyhow::anyhow!("data dir {}: {e:?}", root.display()))?;
         Ok(Self {
             inner,
             conditional_writes: Arc::default(),
+            reads,
         })
     }
 }
@@ -51,6 +80,11 @@ macro_rules! impl_s3_delegating {
                     self.inner.$name(req).await
                 }
             )*
+
+            async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+                self.reads.record(&req.input.key);
+                self.inner.get_object(req).await
+            }
 
             async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
                 if req.input.if_none_match.is_some() || req.input.if_match.is_some() {
@@ -81,7 +115,6 @@ impl_s3_delegating! {
     delete_object: DeleteObjectInput => DeleteObjectOutput,
     delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
     get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
-    get_object: GetObjectInput => GetObjectOutput,
     head_bucket: HeadBucketInput => HeadBucketOutput,
     head_object: HeadObjectInput => HeadObjectOutput,
     list_buckets: ListBucketsInput => ListBucketsOutput,
