@@ -19,7 +19,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use aws_sdk_s3::primitives::ByteStream;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -202,33 +201,31 @@ impl DevServer {
         Ok(())
     }
 
-    /// Uploads the sample photograph and the index page if they are not there yet; never
-    /// overwrites (create-only writes).
+    /// Uploads the sample photograph and the index page if they are not there yet, with the
+    /// resizer's own create-only write, so nothing already in the bucket is replaced.
     async fn upload_samples(&self) -> anyhow::Result<()> {
+        let store = resizer::store::Store::new(self.client.clone(), self.bucket.clone());
         let index = include_str!("index.html");
-        for (key, body, content_type) in [
-            ("samples/seeding.jpg", SAMPLE_PHOTO, "image/jpeg"),
-            ("index.html", index.as_bytes(), "text/html; charset=utf-8"),
+        for (key, body, content_type, cache_control) in [
+            (
+                "samples/seeding.jpg",
+                SAMPLE_PHOTO,
+                "image/jpeg",
+                "public, max-age=3600",
+            ),
+            (
+                "index.html",
+                index.as_bytes(),
+                "text/html; charset=utf-8",
+                "no-cache",
+            ),
         ] {
-            let result = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .if_none_match("*")
-                .content_type(content_type)
-                .body(ByteStream::from_static(body))
-                .send()
-                .await;
-            match result {
-                Ok(_) => tracing::info!(key, "uploaded sample"),
-                Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(412) => {}
-                Err(e) => {
-                    return Err(anyhow::anyhow!(
-                        aws_smithy_types::error::display::DisplayErrorContext(e).to_string()
-                    ))
-                    .with_context(|| format!("uploading {key}"))
-                }
+            let outcome = store
+                .put_if_absent(key, body.to_vec(), content_type, cache_control)
+                .await
+                .with_context(|| format!("uploading {key}"))?;
+            if outcome == resizer::store::PutOutcome::Created {
+                tracing::info!(key, "uploaded sample");
             }
         }
         Ok(())

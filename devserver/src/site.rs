@@ -135,21 +135,12 @@ fn put(headers: &mut HeaderMap, name: header::HeaderName, value: Option<&str>) {
     }
 }
 
-async fn fetch(site: &Site, key: &str, head_only: bool) -> Result<Object, Lookup> {
-    let classify = |e: &dyn ErrorStatus| match e.status() {
-        Some(404) => Lookup::NotFound,
-        _ => Lookup::Failed(e.describe()),
-    };
-    let mut headers = HeaderMap::new();
-    let (body, etag) = if head_only {
-        let out = site
-            .client
-            .head_object()
-            .bucket(&site.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
+/// Copies the stored object headers the website endpoint returns. HeadObjectOutput and
+/// GetObjectOutput have the same accessors but no common trait, hence a macro.
+macro_rules! stored_headers {
+    ($out:expr) => {{
+        let out = &$out;
+        let mut headers = HeaderMap::new();
         put(&mut headers, header::CONTENT_TYPE, out.content_type());
         put(&mut headers, header::CACHE_CONTROL, out.cache_control());
         put(
@@ -177,48 +168,47 @@ async fn fetch(site: &Site, key: &str, head_only: bool) -> Result<Object, Lookup
             header::CONTENT_LENGTH,
             out.content_length().map(|l| l.to_string()).as_deref(),
         );
-        (Bytes::new(), out.e_tag().map(str::to_owned))
-    } else {
+        put(&mut headers, header::ETAG, out.e_tag());
+        (headers, out.e_tag().map(str::to_owned))
+    }};
+}
+
+async fn fetch(site: &Site, key: &str, head_only: bool) -> Result<Object, Lookup> {
+    let classify = |e: &dyn ErrorStatus| match e.status() {
+        Some(404) => Lookup::NotFound,
+        _ => Lookup::Failed(e.describe()),
+    };
+    if head_only {
         let out = site
             .client
-            .get_object()
+            .head_object()
             .bucket(&site.bucket)
             .key(key)
             .send()
             .await
             .map_err(|e| classify(&e))?;
-        put(&mut headers, header::CONTENT_TYPE, out.content_type());
-        put(&mut headers, header::CACHE_CONTROL, out.cache_control());
-        put(
-            &mut headers,
-            header::CONTENT_ENCODING,
-            out.content_encoding(),
-        );
-        put(
-            &mut headers,
-            header::CONTENT_DISPOSITION,
-            out.content_disposition(),
-        );
-        put(
-            &mut headers,
-            header::CONTENT_LANGUAGE,
-            out.content_language(),
-        );
-        put(
-            &mut headers,
-            header::LAST_MODIFIED,
-            http_date(out.last_modified()).as_deref(),
-        );
-        let etag = out.e_tag().map(str::to_owned);
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| Lookup::Failed(e.to_string()))?
-            .into_bytes();
-        (body, etag)
-    };
-    put(&mut headers, header::ETAG, etag.as_deref());
+        let (headers, etag) = stored_headers!(out);
+        return Ok(Object {
+            body: Bytes::new(),
+            headers,
+            etag,
+        });
+    }
+    let out = site
+        .client
+        .get_object()
+        .bucket(&site.bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| classify(&e))?;
+    let (headers, etag) = stored_headers!(out);
+    let body = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Lookup::Failed(e.to_string()))?
+        .into_bytes();
     Ok(Object {
         body,
         headers,

@@ -3,28 +3,48 @@
 use e2e::Stack;
 use reqwest::Method;
 
-/// Requests `/resize?{query}` directly and checks status, JSON code and that the bucket did
-/// not change.
-async fn refuses(stack: &Stack, method: Method, query: &str, status: u16, code: &str) {
-    let before = stack.keys().await;
+/// Requests `/resize{query}` directly; returns the status and the JSON body after checking
+/// the error headers.
+async fn error_of(stack: &Stack, method: Method, query: &str) -> (u16, serde_json::Value) {
     let (hop, body) = stack
         .request(method, &stack.url(&format!("/resize{query}")))
         .await;
+    let text = String::from_utf8_lossy(&body);
     assert_eq!(
-        hop.status,
-        status,
-        "{query}: {}",
-        String::from_utf8_lossy(&body)
+        hop.headers["content-type"], "application/json",
+        "{query}: {text}"
     );
-    assert_eq!(hop.headers["content-type"], "application/json");
-    assert_eq!(hop.headers["cache-control"], "no-store");
+    assert_eq!(hop.headers["cache-control"], "no-store", "{query}");
     let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON body");
-    assert_eq!(json["code"], code, "{json}");
     assert!(
         json["message"].as_str().is_some_and(|m| !m.is_empty()),
         "{json}"
     );
+    (hop.status, json)
+}
+
+/// Checks status and code, and that the bucket did not change.
+async fn refuses(stack: &Stack, method: Method, query: &str, status: u16, code: &str) {
+    let before = stack.keys().await;
+    let (got, json) = error_of(stack, method, query).await;
+    assert_eq!(
+        (got, json["code"].as_str()),
+        (status, Some(code)),
+        "{query}: {json}"
+    );
     assert_eq!(stack.keys().await, before, "{query} changed the bucket");
+}
+
+/// A stack whose resizer and website use `endpoint` as their S3 store.
+async fn stack_on(endpoint: String, env: &[(&str, &str)], secret_key: Option<&str>) -> Stack {
+    Stack::start_with(env, |o| {
+        o.s3_endpoint = Some(endpoint);
+        o.upload_samples = false;
+        if let Some(secret) = secret_key {
+            o.secret_key = secret.into();
+        }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -252,18 +272,13 @@ async fn dead_endpoint() -> String {
 
 #[tokio::test]
 async fn unreachable_storage_is_503() {
-    let endpoint = dead_endpoint().await;
-    let stack = Stack::start_with(&[], |o| {
-        o.s3_endpoint = Some(endpoint);
-        o.upload_samples = false;
-    })
-    .await;
-    let (hop, body) = stack
-        .request(Method::GET, &stack.url("/resize?key=300x300/a.jpg"))
-        .await;
-    assert_eq!(hop.status, 503, "{}", String::from_utf8_lossy(&body));
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(json["code"], "storage-unavailable");
+    let stack = stack_on(dead_endpoint().await, &[], None).await;
+    let (status, json) = error_of(&stack, Method::GET, "?key=300x300/a.jpg").await;
+    assert_eq!(
+        (status, json["code"].as_str()),
+        (503, Some("storage-unavailable")),
+        "{json}"
+    );
     assert!(
         !json["message"].as_str().unwrap().contains("127.0.0.1"),
         "5xx bodies carry no internals: {json}"
@@ -281,18 +296,12 @@ async fn storage_that_does_not_answer_is_504() {
             open.push(socket);
         }
     });
-    let stack = Stack::start_with(&[("S3_OPERATION_TIMEOUT_MS", "600")], |o| {
-        o.s3_endpoint = Some(endpoint);
-        o.upload_samples = false;
-    })
-    .await;
-    let (hop, body) = stack
-        .request(Method::GET, &stack.url("/resize?key=300x300/a.jpg"))
-        .await;
-    assert_eq!(hop.status, 504, "{}", String::from_utf8_lossy(&body));
+    let stack = stack_on(endpoint, &[("S3_OPERATION_TIMEOUT_MS", "600")], None).await;
+    let (status, json) = error_of(&stack, Method::GET, "?key=300x300/a.jpg").await;
     assert_eq!(
-        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["code"],
-        "storage-timeout"
+        (status, json["code"].as_str()),
+        (504, Some("storage-timeout")),
+        "{json}"
     );
     hold.abort();
 }
@@ -301,23 +310,17 @@ async fn storage_that_does_not_answer_is_504() {
 async fn storage_refusing_our_signature_is_502() {
     // The embedded store checks SigV4; a resizer holding the wrong secret is refused (403).
     let store = Stack::start(&[]).await;
-    let endpoint = store.server.s3_endpoint.clone();
-    let stack = Stack::start_with(&[], |o| {
-        o.s3_endpoint = Some(endpoint);
-        o.secret_key = "not-the-secret".into();
-        o.upload_samples = false;
-    })
+    let stack = stack_on(
+        store.server.s3_endpoint.clone(),
+        &[],
+        Some("not-the-secret"),
+    )
     .await;
-    let (hop, body) = stack
-        .request(
-            Method::GET,
-            &stack.url("/resize?key=300x300/samples/seeding.jpg"),
-        )
-        .await;
-    assert_eq!(hop.status, 502, "{}", String::from_utf8_lossy(&body));
+    let (status, json) = error_of(&stack, Method::GET, "?key=300x300/samples/seeding.jpg").await;
     assert_eq!(
-        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["code"],
-        "storage-error"
+        (status, json["code"].as_str()),
+        (502, Some("storage-error")),
+        "{json}"
     );
     assert!(store.get("300x300/samples/seeding.jpg").await.is_none());
 }
