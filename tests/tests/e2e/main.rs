@@ -1,6 +1,7 @@
 //! End-to-end tests: real HTTP to the devserver, real S3 protocol (SigV4) to its embedded
 //! store, real API Gateway v2 event JSON through lambda_http.
 
+mod browser;
 mod errors;
 mod lambda_events;
 mod resize_on_miss;
