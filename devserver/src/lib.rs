@@ -87,7 +87,7 @@ pub struct DevServer {
     /// The bucket.
     pub bucket: String,
     client: aws_sdk_s3::Client,
-    reads: store::ReadCounter,
+    counters: store::Counters,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -107,18 +107,23 @@ impl DevServer {
 
     /// GetObject requests the embedded store has served for `key` (0 with an external store).
     pub fn object_reads(&self, key: &str) -> usize {
-        self.reads.get(key)
+        self.counters.reads.get(key)
+    }
+
+    /// Successful PutObject writes of `key` in the embedded store (0 with an external store).
+    pub fn object_writes(&self, key: &str) -> usize {
+        self.counters.writes.get(key)
     }
 
     /// Starts the store (unless external), creates the bucket, uploads samples, and serves
     /// the website endpoint.
     pub async fn start(opts: Options) -> anyhow::Result<Self> {
         let mut tasks = Vec::new();
-        let reads = store::ReadCounter::default();
+        let counters = store::Counters::default();
         let s3_endpoint = match &opts.s3_endpoint {
             Some(endpoint) => endpoint.trim_end_matches('/').to_owned(),
             None => {
-                let store = store::Store::new(&opts.data_dir, reads.clone())?;
+                let store = store::Store::new(&opts.data_dir, counters.clone())?;
                 let service = store::service(store, &opts.access_key, &opts.secret_key);
                 let listener = TcpListener::bind(opts.s3_listen)
                     .await
@@ -157,7 +162,7 @@ impl DevServer {
             s3_endpoint,
             bucket: opts.bucket.clone(),
             client: client.clone(),
-            reads,
+            counters,
             tasks,
         };
         if opts.s3_endpoint.is_none() {

@@ -16,45 +16,46 @@ pub struct Store {
     /// Held around every conditional write: the existence check and the write happen as one
     /// step. A single lock is enough for a development store.
     conditional_writes: Arc<tokio::sync::Mutex<()>>,
-    reads: ReadCounter,
+    counters: Counters,
 }
 
-/// How many GetObject requests each key has received: lets tests see how often the resizer
-/// fetched an original.
+/// Counts per key: lets tests see how often the resizer fetched an original and how often
+/// an object was (re)written.
 #[derive(Debug, Clone, Default)]
-pub struct ReadCounter(Arc<Mutex<HashMap<String, usize>>>);
+pub struct OpCounter(Arc<Mutex<HashMap<String, usize>>>);
 
-impl ReadCounter {
-    /// GetObject requests for `key` so far.
+impl OpCounter {
+    /// Operations counted for `key` so far.
     pub fn get(&self, key: &str) -> usize {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .copied()
-            .unwrap_or(0)
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).copied().unwrap_or(0)
     }
 
     fn record(&self, key: &str) {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key.to_owned())
-            .or_default() += 1;
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry(key.to_owned()).or_default() += 1;
     }
+}
+
+/// GetObject requests and successful PutObject writes, per key.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    /// GetObject requests.
+    pub reads: OpCounter,
+    /// PutObject requests that stored an object.
+    pub writes: OpCounter,
 }
 
 impl Store {
     /// Stores objects under `root` (created if missing).
-    pub fn new(root: &std::path::Path, reads: ReadCounter) -> anyhow::Result<Self> {
+    pub fn new(root: &std::path::Path, counters: Counters) -> anyhow::Result<Self> {
         std::fs::create_dir_all(root)?;
         let inner = FileSystem::new(root)
             .map_err(|e| anyhow::anyhow!("data dir {}: {e:?}", root.display()))?;
         Ok(Self {
             inner,
             conditional_writes: Arc::default(),
-            reads,
+            counters,
         })
     }
 }
@@ -82,16 +83,22 @@ macro_rules! impl_s3_delegating {
             )*
 
             async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-                self.reads.record(&req.input.key);
+                self.counters.reads.record(&req.input.key);
                 self.inner.get_object(req).await
             }
 
             async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-                if req.input.if_none_match.is_some() || req.input.if_match.is_some() {
+                let key = req.input.key.clone();
+                let result = if req.input.if_none_match.is_some() || req.input.if_match.is_some() {
                     let _guard = self.conditional_writes.lock().await;
-                    return self.inner.put_object(req).await;
+                    self.inner.put_object(req).await
+                } else {
+                    self.inner.put_object(req).await
+                };
+                if result.is_ok() {
+                    self.counters.writes.record(&key);
                 }
-                self.inner.put_object(req).await
+                result
             }
 
             async fn complete_multipart_upload(

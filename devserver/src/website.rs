@@ -90,6 +90,9 @@ pub enum RulesError {
     /// A `${...}` placeholder was left unfilled.
     #[error("website configuration still contains the placeholder {0}")]
     Placeholder(String),
+    /// No usable IndexDocument.
+    #[error("{0}")]
+    IndexDocument(String),
     /// More than [`MAX_ROUTING_RULES`].
     #[error("{0} routing rules; S3 allows at most {MAX_ROUTING_RULES}")]
     TooManyRules(usize),
@@ -145,6 +148,22 @@ impl WebsiteConfiguration {
     }
 
     fn validate(&self) -> Result<(), RulesError> {
+        // S3 needs an index document (or RedirectAllRequestsTo, which a resize-on-miss
+        // bucket cannot use since it would redirect hits too).
+        match &self.index_document {
+            None => {
+                return Err(RulesError::IndexDocument(
+                    "IndexDocument is required".into(),
+                ))
+            }
+            Some(d) if d.suffix.is_empty() || d.suffix.contains('/') => {
+                return Err(RulesError::IndexDocument(format!(
+                    "IndexDocument.Suffix {:?} must be a non-empty name without '/'",
+                    d.suffix
+                )))
+            }
+            Some(_) => {}
+        }
         if self.routing_rules.len() > MAX_ROUTING_RULES {
             return Err(RulesError::TooManyRules(self.routing_rules.len()));
         }
@@ -472,7 +491,8 @@ mod tests {
 
     #[track_caller]
     fn invalid(rules: &str, fragment: &str) {
-        let json = format!(r#"{{"RoutingRules":{rules}}}"#);
+        let json =
+            format!(r#"{{"IndexDocument":{{"Suffix":"index.html"}},"RoutingRules":{rules}}}"#);
         let err = WebsiteConfiguration::parse(&json).unwrap_err().to_string();
         assert!(
             err.contains(fragment),
@@ -509,6 +529,17 @@ mod tests {
         let fifty_one = vec![r#"{"Redirect":{"HostName":"h"}}"#; 51].join(",");
         invalid(&format!("[{fifty_one}]"), "at most 50");
         let fifty = vec![r#"{"Redirect":{"HostName":"h"}}"#; 50].join(",");
-        assert!(WebsiteConfiguration::parse(&format!(r#"{{"RoutingRules":[{fifty}]}}"#)).is_ok());
+        assert!(WebsiteConfiguration::parse(&format!(
+            r#"{{"IndexDocument":{{"Suffix":"index.html"}},"RoutingRules":[{fifty}]}}"#
+        ))
+        .is_ok());
+        let no_index = WebsiteConfiguration::parse(r#"{"RoutingRules":[]}"#).unwrap_err();
+        assert!(
+            no_index.to_string().contains("IndexDocument is required"),
+            "{no_index}"
+        );
+        let bad_index =
+            WebsiteConfiguration::parse(r#"{"IndexDocument":{"Suffix":"a/b.html"}}"#).unwrap_err();
+        assert!(bad_index.to_string().contains("Suffix"), "{bad_index}");
     }
 }

@@ -101,12 +101,20 @@ impl Config {
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
 
         let bucket = required("BUCKET")?;
-        let public_base_url = required("PUBLIC_BASE_URL")?;
+        let public_base_url = required("PUBLIC_BASE_URL")?.trim().to_owned();
         if !(public_base_url.starts_with("https://") || public_base_url.starts_with("http://")) {
             return Err(invalid(
                 "PUBLIC_BASE_URL",
                 &public_base_url,
                 "must start with http:// or https://",
+            ));
+        }
+        // It starts every Location header: ASCII only (use the punycode form of a host).
+        if !public_base_url.is_ascii() || http::HeaderValue::from_str(&public_base_url).is_err() {
+            return Err(invalid(
+                "PUBLIC_BASE_URL",
+                &public_base_url,
+                "must be ASCII without control characters (punycode for non-ASCII hosts)",
             ));
         }
         let public_base_url = public_base_url.trim_end_matches('/').to_owned();
@@ -216,6 +224,12 @@ mod tests {
     }
 
     #[test]
+    fn surrounding_whitespace_in_the_base_url_is_ignored() {
+        let c = parse(&[("PUBLIC_BASE_URL", " https://cdn.example.com/\n")]).unwrap();
+        assert_eq!(c.public_base_url, "https://cdn.example.com");
+    }
+
+    #[test]
     fn defaults_apply_when_only_required_values_are_set() {
         let c = parse(&[]).unwrap();
         assert_eq!(c.bucket, "images");
@@ -275,6 +289,14 @@ mod tests {
             .to_string()
             .starts_with("BUCKET"));
         rejects(&[("PUBLIC_BASE_URL", "cdn.example.com")], "PUBLIC_BASE_URL");
+        rejects(
+            &[("PUBLIC_BASE_URL", "https://ảnh.example.com")],
+            "PUBLIC_BASE_URL",
+        );
+        rejects(
+            &[("PUBLIC_BASE_URL", "https://a.example/\x01")],
+            "PUBLIC_BASE_URL",
+        );
         rejects(&[("MAX_DIMENSION", "0")], "MAX_DIMENSION");
         rejects(&[("MAX_DIMENSION", "100000")], "MAX_DIMENSION");
         rejects(&[("MAX_DIMENSION", "ten")], "MAX_DIMENSION");

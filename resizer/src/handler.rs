@@ -36,6 +36,16 @@ pub enum ApiError {
     /// The size is valid but not in ALLOWED_RESOLUTIONS.
     #[error("{0} is not in ALLOWED_RESOLUTIONS")]
     ResolutionNotAllowed(Size),
+    /// A `WxH` box with more pixels than MAX_SOURCE_PIXELS: too big to produce.
+    #[error("{size} is {pixels} pixels; the limit (MAX_SOURCE_PIXELS) is {limit}")]
+    OutputTooLarge {
+        /// The requested size.
+        size: Size,
+        /// Its pixel count.
+        pixels: u64,
+        /// MAX_SOURCE_PIXELS.
+        limit: u64,
+    },
     /// The original does not exist.
     #[error("original {0:?} not found")]
     OriginalNotFound(String),
@@ -68,6 +78,7 @@ impl ApiError {
             ApiError::MissingKey => StatusCode::BAD_REQUEST,
             ApiError::InvalidKey(_) => StatusCode::BAD_REQUEST,
             ApiError::ResolutionNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::OutputTooLarge { .. } => StatusCode::BAD_REQUEST,
             ApiError::OriginalNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::SourceTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedImage(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -86,6 +97,7 @@ impl ApiError {
             ApiError::MissingKey => "missing-key",
             ApiError::InvalidKey(_) => "invalid-key",
             ApiError::ResolutionNotAllowed(_) => "resolution-not-allowed",
+            ApiError::OutputTooLarge { .. } => "output-too-large",
             ApiError::OriginalNotFound(_) => "original-not-found",
             ApiError::SourceTooLarge(_) => "source-too-large",
             ApiError::UnsupportedImage(_) => "unsupported-image",
@@ -103,7 +115,7 @@ impl ApiError {
                 "the original is {size} bytes; MAX_SOURCE_BYTES is {limit}"
             )),
             StoreError::Timeout(d) => ApiError::StorageTimeout(d),
-            StoreError::Unavailable(d) => ApiError::StorageUnavailable(d),
+            StoreError::Unavailable(d) | StoreError::Conflict(d) => ApiError::StorageUnavailable(d),
             // A 412 outside a create-only write is unexpected: report it as a storage error.
             StoreError::AlreadyExists => {
                 ApiError::StorageFailed("unexpected precondition failure".into())
@@ -194,6 +206,21 @@ async fn route(app: &App, req: &Request) -> Result<String, ApiError> {
     let key = parse_derivative_key(&raw, app.config.max_dimension)?;
     if !app.config.allowed.allows(key.size) {
         return Err(ApiError::ResolutionNotAllowed(key.size));
+    }
+    // One-sided sizes never exceed the original, which the pixel limit already bounds; a
+    // box can upscale, so it is bounded here, before anything is fetched.
+    if let Size::Box { width, height } = key.size {
+        let (pixels, limit) = (
+            u64::from(width) * u64::from(height),
+            app.config.limits.max_source_pixels,
+        );
+        if pixels > limit {
+            return Err(ApiError::OutputTooLarge {
+                size: key.size,
+                pixels,
+                limit,
+            });
+        }
     }
     ensure_derivative(app, key).await
 }

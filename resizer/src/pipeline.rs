@@ -389,11 +389,22 @@ fn orient(r: Raster, orientation: Orientation) -> Raster {
     }
 }
 
+/// Whether an ICC profile describes pixels laid out as `layout`: its header names its colour
+/// space at bytes 16..20. A CMYK profile on converted RGB pixels, or a grey one on expanded
+/// RGB, would make colour-managed viewers render wrong colours, so such profiles are dropped.
+fn profile_fits(icc: &[u8], layout: Layout) -> bool {
+    matches!(
+        (icc.get(16..20), layout),
+        (Some(b"RGB "), Layout::Rgb | Layout::Rgba) | (Some(b"GRAY"), Layout::Luma)
+    )
+}
+
 fn encode(
     r: &Raster,
     format: Format,
     icc_profile: Option<Vec<u8>>,
 ) -> Result<Vec<u8>, PipelineError> {
+    let icc_profile = icc_profile.filter(|icc| profile_fits(icc, r.layout));
     let fail = |e: &dyn std::fmt::Display| PipelineError::Encode(format!("{format:?}: {e}"));
     let mut out = Vec::with_capacity(r.pixels.len() / 8 + 1024);
     match format {
@@ -662,7 +673,8 @@ mod tests {
 
     #[test]
     fn icc_profile_is_carried_into_jpeg_png_and_webp() {
-        let profile: Vec<u8> = (0..600u32).map(|i| (i % 251) as u8).collect();
+        let mut profile: Vec<u8> = (0..600u32).map(|i| (i % 251) as u8).collect();
+        profile[16..20].copy_from_slice(b"RGB ");
         let mut jpeg = Vec::new();
         let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, 90);
         enc.add_icc_profile(&profile).unwrap();
@@ -685,6 +697,38 @@ mod tests {
             Some(&profile[..])
         );
         assert_eq!(decoder.dimensions(), (8, 8));
+    }
+
+    #[test]
+    fn icc_profile_of_another_colour_space_is_dropped() {
+        for space in [b"GRAY", b"CMYK"] {
+            let mut profile = vec![7u8; 300];
+            profile[16..20].copy_from_slice(space);
+            let mut jpeg = Vec::new();
+            let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, 90);
+            enc.add_icc_profile(&profile).unwrap();
+            enc.encode(&[128; 16 * 16 * 3], 16, 16, jpeg_encoder::ColorType::Rgb)
+                .unwrap();
+            let d = resize(&jpeg, boxed(8, 8), &LIMITS).unwrap();
+            let mut dec = jpeg_decoder::Decoder::new(Cursor::new(&d.bytes));
+            dec.read_info().unwrap();
+            assert_eq!(dec.icc_profile(), None, "{space:?} profile on RGB pixels");
+        }
+        let mut grey = vec![7u8; 300];
+        grey[16..20].copy_from_slice(b"GRAY");
+        let mut jpeg = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, 90);
+        enc.add_icc_profile(&grey).unwrap();
+        enc.encode(&[128; 16 * 16], 16, 16, jpeg_encoder::ColorType::Luma)
+            .unwrap();
+        let d = resize(&jpeg, boxed(8, 8), &LIMITS).unwrap();
+        let mut dec = jpeg_decoder::Decoder::new(Cursor::new(&d.bytes));
+        dec.read_info().unwrap();
+        assert_eq!(
+            dec.icc_profile().as_deref(),
+            Some(&grey[..]),
+            "grey profile on grey pixels kept"
+        );
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub enum StoreError {
     /// A conditional write lost: the object already exists (412).
     #[error("object already exists")]
     AlreadyExists,
+    /// Another conditional write to the same key was in flight (409) and retries did not
+    /// resolve it.
+    #[error("conflicting conditional write: {0}")]
+    Conflict(String),
     /// S3 did not answer in time.
     #[error("S3 timed out: {0}")]
     Timeout(String),
@@ -50,7 +54,14 @@ pub struct Store {
     bucket: String,
 }
 
-fn classify<E>(err: SdkError<E, HttpResponse>) -> StoreError
+/// Whether an S3 call read or wrote: a bare 403 means different things for the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Read,
+    Write,
+}
+
+fn classify<E>(err: SdkError<E, HttpResponse>, op: Op) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -59,18 +70,37 @@ where
         SdkError::TimeoutError(_) => StoreError::Timeout(detail),
         SdkError::DispatchFailure(d) if d.is_timeout() => StoreError::Timeout(detail),
         SdkError::DispatchFailure(_) => StoreError::Unavailable(detail),
-        SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
-            match (status, service.err().code()) {
-                (404, _) | (_, Some("NoSuchKey" | "NotFound")) => StoreError::NotFound,
-                (412, _) | (_, Some("PreconditionFailed")) => StoreError::AlreadyExists,
-                (503, _) | (_, Some("SlowDown" | "ServiceUnavailable")) => {
-                    StoreError::Unavailable(detail)
-                }
-                (504, _) => StoreError::Timeout(detail),
-                _ => StoreError::Failed(detail),
-            }
+        SdkError::ServiceError(service) => classify_answer(
+            service.raw().status().as_u16(),
+            service.err().code(),
+            op,
+            detail,
+        ),
+        _ => StoreError::Failed(detail),
+    }
+}
+
+/// What an S3 error answer means to us, from its status and error code.
+fn classify_answer(status: u16, code: Option<&str>, op: Op, detail: String) -> StoreError {
+    match (status, code) {
+        // A wrong BUCKET is a deployment error, not a missing original.
+        (_, Some("NoSuchBucket")) => StoreError::Failed(detail),
+        (404, _) | (_, Some("NoSuchKey" | "NotFound")) => StoreError::NotFound,
+        // Without s3:ListBucket, S3 answers 403 AccessDenied for a key that does not exist
+        // (HEAD: a bare 403, no code). The resizer's role deliberately cannot list, so for a
+        // read this is "missing". Signature and key errors keep their own codes and stay
+        // failures.
+        (403, None | Some("AccessDenied")) if op == Op::Read => {
+            tracing::debug!(%detail, "403 on read taken as a missing object");
+            StoreError::NotFound
         }
+        (412, _) | (_, Some("PreconditionFailed")) => StoreError::AlreadyExists,
+        // S3 answers 409 when another conditional write to the key is in flight; retry.
+        (409, _) | (_, Some("ConditionalRequestConflict")) if op == Op::Write => {
+            StoreError::Conflict(detail)
+        }
+        (503, _) | (_, Some("SlowDown" | "ServiceUnavailable")) => StoreError::Unavailable(detail),
+        (504, _) | (_, Some("RequestTimeout")) => StoreError::Timeout(detail),
         _ => StoreError::Failed(detail),
     }
 }
@@ -100,7 +130,7 @@ impl Store {
             .await
         {
             Ok(_) => Ok(true),
-            Err(e) => match classify(e) {
+            Err(e) => match classify(e, Op::Read) {
                 StoreError::NotFound => Ok(false),
                 other => Err(other),
             },
@@ -117,7 +147,7 @@ impl Store {
             .key(key)
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(|e| classify(e, Op::Read))?;
         let size = out.content_length().unwrap_or(0).max(0) as u64;
         if size > max_bytes {
             return Err(StoreError::TooLarge {
@@ -140,7 +170,8 @@ impl Store {
         Ok(bytes)
     }
 
-    /// Writes `key` only if it does not exist yet (`If-None-Match: *`).
+    /// Writes `key` only if it does not exist yet (`If-None-Match: *`). A 409 (another
+    /// conditional write in flight) is retried a few times; it then resolves to 412 or success.
     pub async fn put_if_absent(
         &self,
         key: &str,
@@ -148,21 +179,69 @@ impl Store {
         content_type: &str,
         cache_control: &str,
     ) -> Result<PutOutcome, StoreError> {
-        let result = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .if_none_match("*")
-            .content_type(content_type)
-            .cache_control(cache_control)
-            .body(ByteStream::from(body))
-            .send()
-            .await;
-        match result.map_err(classify) {
-            Ok(_) => Ok(PutOutcome::Created),
-            Err(StoreError::AlreadyExists) => Ok(PutOutcome::AlreadyExisted),
-            Err(other) => Err(other),
+        let body = bytes::Bytes::from(body);
+        let mut attempt = 0u32;
+        loop {
+            let result = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .if_none_match("*")
+                .content_type(content_type)
+                .cache_control(cache_control)
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await;
+            match result.map_err(|e| classify(e, Op::Write)) {
+                Ok(_) => return Ok(PutOutcome::Created),
+                Err(StoreError::AlreadyExists) => return Ok(PutOutcome::AlreadyExisted),
+                Err(StoreError::Conflict(_)) if attempt < 3 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt)))
+                        .await;
+                }
+                Err(other) => return Err(other),
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn case(status: u16, code: Option<&str>, op: Op, expected: &str) {
+        let got = match classify_answer(status, code, op, String::new()) {
+            StoreError::NotFound => "missing",
+            StoreError::AlreadyExists => "exists",
+            StoreError::Conflict(_) => "conflict",
+            StoreError::Timeout(_) => "timeout",
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Failed(_) => "failed",
+            StoreError::TooLarge { .. } => "too-large",
+        };
+        assert_eq!(got, expected, "{status} {code:?} {op:?}");
+    }
+
+    #[test]
+    fn s3_answers_are_classified_once() {
+        use Op::{Read, Write};
+        case(404, Some("NoSuchKey"), Read, "missing");
+        case(404, None, Read, "missing"); // HEAD has no body, so no code
+        case(404, Some("NoSuchBucket"), Read, "failed");
+        case(403, None, Read, "missing"); // HEAD of a missing key without s3:ListBucket
+        case(403, Some("AccessDenied"), Read, "missing"); // GET of a missing key without s3:ListBucket
+        case(403, Some("SignatureDoesNotMatch"), Read, "failed");
+        case(403, Some("InvalidAccessKeyId"), Read, "failed");
+        case(403, Some("AccessDenied"), Write, "failed");
+        case(412, Some("PreconditionFailed"), Write, "exists");
+        case(409, Some("ConditionalRequestConflict"), Write, "conflict");
+        case(409, Some("OperationAborted"), Read, "failed");
+        case(503, Some("SlowDown"), Write, "unavailable");
+        case(500, Some("InternalError"), Read, "failed");
+        case(504, None, Read, "timeout");
+        case(400, Some("RequestTimeout"), Write, "timeout");
     }
 }

@@ -236,7 +236,7 @@ async fn sizes_outside_allowed_resolutions_are_forbidden() {
 }
 
 #[tokio::test]
-async fn originals_over_the_byte_limit_are_refused_before_download() {
+async fn originals_over_the_byte_limit_are_refused() {
     let limit = (devserver::SAMPLE_PHOTO.len() - 1).to_string();
     let stack = Stack::start(&[("MAX_SOURCE_BYTES", &limit)]).await;
     refuses(

@@ -168,8 +168,15 @@ async fn racing_misses_for_one_new_size_all_succeed_with_one_object() {
     }
     let keys = stack.keys().await;
     assert_eq!(keys.iter().filter(|k| k.starts_with("256x256/")).count(), 1);
-    // One resize: the original was fetched from the store exactly once.
+    // One resize: the original was fetched from the store exactly once, and the derivative
+    // written exactly once (never overwritten).
     assert_eq!(stack.server.object_reads("samples/seeding.jpg"), 1);
+    assert_eq!(stack.server.object_writes("256x256/samples/seeding.jpg"), 1);
+    assert_eq!(
+        stack.server.object_writes("samples/seeding.jpg"),
+        1,
+        "only the start-up upload"
+    );
     assert_eq!(
         &stack.get("samples/seeding.jpg").await.unwrap().0[..],
         SAMPLE_PHOTO
