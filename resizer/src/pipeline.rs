@@ -671,19 +671,41 @@ mod tests {
         assert_eq!((d.width, d.height), (40, 80));
     }
 
-    #[test]
-    fn icc_profile_is_carried_into_jpeg_png_and_webp() {
-        let mut profile: Vec<u8> = (0..600u32).map(|i| (i % 251) as u8).collect();
-        profile[16..20].copy_from_slice(b"RGB ");
+    /// A 16x16 mid-grey JPEG (RGB or one-channel) carrying `profile`.
+    fn jpeg_with_icc(profile: &[u8], color: jpeg_encoder::ColorType) -> Vec<u8> {
+        let channels = if color == jpeg_encoder::ColorType::Luma {
+            1
+        } else {
+            3
+        };
         let mut jpeg = Vec::new();
         let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, 90);
-        enc.add_icc_profile(&profile).unwrap();
-        enc.encode(&[128; 16 * 16 * 3], 16, 16, jpeg_encoder::ColorType::Rgb)
+        enc.add_icc_profile(profile).unwrap();
+        enc.encode(&vec![128; 16 * 16 * channels], 16, 16, color)
             .unwrap();
-        let d = resize(&jpeg, boxed(8, 8), &LIMITS).unwrap();
-        let mut dec = jpeg_decoder::Decoder::new(Cursor::new(&d.bytes));
+        jpeg
+    }
+
+    /// The ICC profile a JPEG carries.
+    fn icc_of_jpeg(jpeg: &[u8]) -> Option<Vec<u8>> {
+        let mut dec = jpeg_decoder::Decoder::new(Cursor::new(jpeg));
         dec.read_info().unwrap();
-        assert_eq!(dec.icc_profile().as_deref(), Some(&profile[..]));
+        dec.icc_profile()
+    }
+
+    /// A 300-byte stand-in profile whose header names `space` (bytes 16..20).
+    fn profile_for(space: &[u8; 4]) -> Vec<u8> {
+        let mut profile: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
+        profile[16..20].copy_from_slice(space);
+        profile
+    }
+
+    #[test]
+    fn icc_profile_is_carried_into_jpeg_and_webp() {
+        let profile = profile_for(b"RGB ");
+        let src = jpeg_with_icc(&profile, jpeg_encoder::ColorType::Rgb);
+        let d = resize(&src, boxed(8, 8), &LIMITS).unwrap();
+        assert_eq!(icc_of_jpeg(&d.bytes), Some(profile.clone()));
 
         let webp_src = webp::Encoder::from_rgb(&[90; 16 * 16 * 3], 16, 16).encode(90.0);
         let with_icc = crate::webp_icc::embed_icc_profile(&webp_src, &profile, 16, 16).unwrap();
@@ -692,41 +714,42 @@ mod tests {
         let mut reader = image::ImageReader::new(Cursor::new(&d.bytes));
         reader.set_format(ImageFormat::WebP);
         let mut decoder = reader.into_decoder().unwrap();
-        assert_eq!(
-            decoder.icc_profile().unwrap().as_deref(),
-            Some(&profile[..])
-        );
+        assert_eq!(decoder.icc_profile().unwrap(), Some(profile));
         assert_eq!(decoder.dimensions(), (8, 8));
+    }
+
+    #[test]
+    fn icc_profile_is_carried_into_png() {
+        let profile = profile_for(b"RGB ");
+        let mut png = Vec::new();
+        let mut enc = image::codecs::png::PngEncoder::new(&mut png);
+        enc.set_icc_profile(profile.clone()).unwrap();
+        enc.write_image(&[60; 16 * 16 * 4], 16, 16, image::ExtendedColorType::Rgba8)
+            .unwrap();
+        let d = resize(&png, boxed(8, 8), &LIMITS).unwrap();
+        let mut reader = image::ImageReader::new(Cursor::new(&d.bytes));
+        reader.set_format(ImageFormat::Png);
+        let mut decoder = reader.into_decoder().unwrap();
+        assert_eq!(decoder.icc_profile().unwrap(), Some(profile));
     }
 
     #[test]
     fn icc_profile_of_another_colour_space_is_dropped() {
         for space in [b"GRAY", b"CMYK"] {
-            let mut profile = vec![7u8; 300];
-            profile[16..20].copy_from_slice(space);
-            let mut jpeg = Vec::new();
-            let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, 90);
-            enc.add_icc_profile(&profile).unwrap();
-            enc.encode(&[128; 16 * 16 * 3], 16, 16, jpeg_encoder::ColorType::Rgb)
-                .unwrap();
-            let d = resize(&jpeg, boxed(8, 8), &LIMITS).unwrap();
-            let mut dec = jpeg_decoder::Decoder::new(Cursor::new(&d.bytes));
-            dec.read_info().unwrap();
-            assert_eq!(dec.icc_profile(), None, "{space:?} profile on RGB pixels");
+            let src = jpeg_with_icc(&profile_for(space), jpeg_encoder::ColorType::Rgb);
+            let d = resize(&src, boxed(8, 8), &LIMITS).unwrap();
+            assert_eq!(
+                icc_of_jpeg(&d.bytes),
+                None,
+                "{space:?} profile on RGB pixels"
+            );
         }
-        let mut grey = vec![7u8; 300];
-        grey[16..20].copy_from_slice(b"GRAY");
-        let mut jpeg = Vec::new();
-        let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, 90);
-        enc.add_icc_profile(&grey).unwrap();
-        enc.encode(&[128; 16 * 16], 16, 16, jpeg_encoder::ColorType::Luma)
-            .unwrap();
-        let d = resize(&jpeg, boxed(8, 8), &LIMITS).unwrap();
-        let mut dec = jpeg_decoder::Decoder::new(Cursor::new(&d.bytes));
-        dec.read_info().unwrap();
+        let grey = profile_for(b"GRAY");
+        let src = jpeg_with_icc(&grey, jpeg_encoder::ColorType::Luma);
+        let d = resize(&src, boxed(8, 8), &LIMITS).unwrap();
         assert_eq!(
-            dec.icc_profile().as_deref(),
-            Some(&grey[..]),
+            icc_of_jpeg(&d.bytes),
+            Some(grey),
             "grey profile on grey pixels kept"
         );
     }
