@@ -245,7 +245,8 @@ async fn ensure_derivative(app: &App, key: DerivativeKey) -> Result<String, ApiE
     Ok(location)
 }
 
-/// Concurrent misses for one key in this process share one resize.
+/// Concurrent misses for one key in this process share one resize. The resize runs as its
+/// own task, so it finishes (and leaves the map) even if every waiting client goes away.
 async fn join_flight(
     app: &App,
     derivative_key: String,
@@ -259,14 +260,17 @@ async fn join_flight(
         map.entry(derivative_key.clone())
             .or_insert_with(|| {
                 let app = app.clone();
-                let derivative_key = derivative_key.clone();
-                async move {
+                let task = tokio::spawn(async move {
                     let result = produce(&app, &derivative_key, &key).await;
                     app.in_flight
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner())
                         .remove(&derivative_key);
                     result
+                });
+                async move {
+                    task.await
+                        .unwrap_or_else(|e| Err(ApiError::Internal(format!("resize task: {e}"))))
                 }
                 .boxed()
                 .shared()
