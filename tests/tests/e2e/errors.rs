@@ -236,30 +236,45 @@ async fn sizes_outside_allowed_resolutions_are_forbidden() {
 }
 
 #[tokio::test]
-async fn originals_over_the_byte_limit_are_refused() {
-    let limit = (devserver::SAMPLE_PHOTO.len() - 1).to_string();
-    let stack = Stack::start(&[("MAX_SOURCE_BYTES", &limit)]).await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=300x300/samples/seeding.jpg",
-        413,
-        "source-too-large",
-    )
-    .await;
+async fn originals_over_the_byte_or_pixel_limit_are_refused() {
+    let just_under_the_sample = (devserver::SAMPLE_PHOTO.len() - 1).to_string();
+    for limit in [
+        ("MAX_SOURCE_BYTES", just_under_the_sample.as_str()),
+        ("MAX_SOURCE_PIXELS", "15000000"), // the sample is 5312x2988 = 15.9 MP
+    ] {
+        let stack = Stack::start(&[limit]).await;
+        let query = "?key=300x300/samples/seeding.jpg";
+        refuses(&stack, Method::GET, query, 413, "source-too-large").await;
+    }
 }
 
 #[tokio::test]
-async fn originals_over_the_pixel_limit_are_refused_before_decode() {
-    let stack = Stack::start(&[("MAX_SOURCE_PIXELS", "15000000")]).await; // the sample is 15.9 MP
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=300x300/samples/seeding.jpg",
-        413,
-        "source-too-large",
-    )
-    .await;
+async fn boxes_with_more_pixels_than_the_limit_are_refused_before_any_work() {
+    let stack = Stack::start(&[("MAX_SOURCE_PIXELS", "1000000")]).await;
+    for query in [
+        "?key=1001x1000/samples/seeding.jpg",
+        "?key=1001x1000/samples/missing.jpg",
+    ] {
+        refuses(&stack, Method::GET, query, 400, "output-too-large").await;
+    }
+    // Exactly at the limit it is produced: here an upscale of a small original.
+    let small = image::RgbImage::from_pixel(100, 80, image::Rgb([10, 90, 200]));
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(small)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    stack.put("small.png", png, "image/png").await;
+    let chain = stack.follow(Method::GET, "/1000x1000/small.png").await;
+    assert_eq!(chain.statuses(), [307, 307, 200]);
+    assert_eq!(
+        e2e::inspect(&chain.body),
+        (image::ImageFormat::Png, 1000, 1000)
+    );
+    assert_eq!(
+        stack.server.object_reads("samples/seeding.jpg"),
+        0,
+        "refused boxes fetched nothing"
+    );
 }
 
 /// A port with nothing listening.

@@ -217,5 +217,6 @@ async fn racing_misses_across_two_resizer_instances_share_the_store_safely() {
             .filter(|k| k.starts_with("500x500/"))
             .count(),
         1
-    );
+    ); // Written once: the other instance's create-only write lost (412) instead of replacing it.
+    assert_eq!(a.server.object_writes("500x500/samples/seeding.jpg"), 1);
 }
