@@ -180,21 +180,12 @@ impl DevServer {
             host,
         });
         let service = hyper::service::service_fn(move |req| site::serve(Arc::clone(&site), req));
-        devserver
-            .tasks
-            .push(tokio::spawn(serve_http(listener, service)));
+        devserver.tasks.push(tokio::spawn(serve_http(listener, service)));
         Ok(devserver)
     }
 
     async fn ensure_bucket(&self) -> anyhow::Result<()> {
-        if self
-            .client
-            .head_bucket()
-            .bucket(&self.bucket)
-            .send()
-            .await
-            .is_ok()
-        {
+        if self.client.head_bucket().bucket(&self.bucket).send().await.is_ok() {
             return Ok(());
         }
         self.client
@@ -212,18 +203,8 @@ impl DevServer {
         let store = resizer::store::Store::new(self.client.clone(), self.bucket.clone());
         let index = include_str!("index.html");
         for (key, body, content_type, cache_control) in [
-            (
-                "samples/seeding.jpg",
-                SAMPLE_PHOTO,
-                "image/jpeg",
-                "public, max-age=3600",
-            ),
-            (
-                "index.html",
-                index.as_bytes(),
-                "text/html; charset=utf-8",
-                "no-cache",
-            ),
+            ("samples/seeding.jpg", SAMPLE_PHOTO, "image/jpeg", "public, max-age=3600"),
+            ("index.html", index.as_bytes(), "text/html; charset=utf-8", "no-cache"),
         ] {
             let outcome = store
                 .put_if_absent(key, body.to_vec(), content_type, cache_control)
@@ -280,9 +261,7 @@ where
                 continue;
             }
         };
-        let conn = builder
-            .serve_connection(TokioIo::new(socket), service.clone())
-            .into_owned();
+        let conn = builder.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!("connection: {e}");

@@ -63,18 +63,12 @@ async fn website(site: &Site, method: &Method, path: &str, headers: &HeaderMap) 
     }
     let Ok(key) = percent_encoding::percent_decode_str(path.trim_start_matches('/')).decode_utf8()
     else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "400 Bad Request: the path is not UTF-8",
-        );
+        return text(StatusCode::BAD_REQUEST, "400 Bad Request: the path is not UTF-8");
     };
     let key = site.website.object_key(&key);
     let origin = Origin {
         protocol: "http",
-        host: headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or(&site.host),
+        host: headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(&site.host),
     };
     if let Some(to) = site.website.route(&key, None, origin) {
         return redirect(to.status, &to.location);
@@ -110,11 +104,8 @@ impl Object {
                 .unwrap_or(false),
             _ => false,
         };
-        let mut resp = Response::new(Full::new(if not_modified {
-            Bytes::new()
-        } else {
-            self.body
-        }));
+        let mut resp =
+            Response::new(Full::new(if not_modified { Bytes::new() } else { self.body }));
         *resp.headers_mut() = self.headers;
         if not_modified {
             *resp.status_mut() = StatusCode::NOT_MODIFIED;
@@ -143,26 +134,10 @@ macro_rules! stored_headers {
         let mut headers = HeaderMap::new();
         put(&mut headers, header::CONTENT_TYPE, out.content_type());
         put(&mut headers, header::CACHE_CONTROL, out.cache_control());
-        put(
-            &mut headers,
-            header::CONTENT_ENCODING,
-            out.content_encoding(),
-        );
-        put(
-            &mut headers,
-            header::CONTENT_DISPOSITION,
-            out.content_disposition(),
-        );
-        put(
-            &mut headers,
-            header::CONTENT_LANGUAGE,
-            out.content_language(),
-        );
-        put(
-            &mut headers,
-            header::LAST_MODIFIED,
-            http_date(out.last_modified()).as_deref(),
-        );
+        put(&mut headers, header::CONTENT_ENCODING, out.content_encoding());
+        put(&mut headers, header::CONTENT_DISPOSITION, out.content_disposition());
+        put(&mut headers, header::CONTENT_LANGUAGE, out.content_language());
+        put(&mut headers, header::LAST_MODIFIED, http_date(out.last_modified()).as_deref());
         put(
             &mut headers,
             header::CONTENT_LENGTH,
@@ -188,11 +163,7 @@ async fn fetch(site: &Site, key: &str, head_only: bool) -> Result<Object, Lookup
             .await
             .map_err(|e| classify(&e))?;
         let (headers, etag) = stored_headers!(out);
-        return Ok(Object {
-            body: Bytes::new(),
-            headers,
-            etag,
-        });
+        return Ok(Object { body: Bytes::new(), headers, etag });
     }
     let out = site
         .client
@@ -203,17 +174,8 @@ async fn fetch(site: &Site, key: &str, head_only: bool) -> Result<Object, Lookup
         .await
         .map_err(|e| classify(&e))?;
     let (headers, etag) = stored_headers!(out);
-    let body = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| Lookup::Failed(e.to_string()))?
-        .into_bytes();
-    Ok(Object {
-        body,
-        headers,
-        etag,
-    })
+    let body = out.body.collect().await.map_err(|e| Lookup::Failed(e.to_string()))?.into_bytes();
+    Ok(Object { body, headers, etag })
 }
 
 fn http_date(t: Option<&aws_smithy_types::DateTime>) -> Option<String> {
@@ -253,20 +215,14 @@ async fn not_found(site: &Site, key: &str) -> Reply {
     );
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = StatusCode::NOT_FOUND;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
     resp.headers_mut()
-        .insert("x-amz-error-code", HeaderValue::from_static("NoSuchKey"));
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    resp.headers_mut().insert("x-amz-error-code", HeaderValue::from_static("NoSuchKey"));
     resp
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn redirect(status: u16, location: &str) -> Reply {
@@ -281,9 +237,7 @@ fn redirect(status: u16, location: &str) -> Reply {
 fn text(status: StatusCode, body: &'static str) -> Reply {
     let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
 }

@@ -52,21 +52,14 @@ impl Store {
         std::fs::create_dir_all(root)?;
         let inner = FileSystem::new(root)
             .map_err(|e| anyhow::anyhow!("data dir {}: {e:?}", root.display()))?;
-        Ok(Self {
-            inner,
-            conditional_writes: Arc::default(),
-            counters,
-        })
+        Ok(Self { inner, conditional_writes: Arc::default(), counters })
     }
 }
 
 /// Builds the S3 service: SigV4 checked against one access key.
 pub fn service(store: Store, access_key: &str, secret_key: &str) -> s3s::service::S3Service {
     let mut builder = s3s::service::S3ServiceBuilder::new(store);
-    builder.set_auth(s3s::auth::SimpleAuth::from_single(
-        access_key,
-        secret_key.to_owned(),
-    ));
+    builder.set_auth(s3s::auth::SimpleAuth::from_single(access_key, secret_key.to_owned()));
     builder.build()
 }
 

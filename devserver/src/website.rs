@@ -127,13 +127,10 @@ pub struct Origin<'a> {
 impl WebsiteConfiguration {
     /// Parses website-rules.json after filling the placeholders, then validates it.
     pub fn from_template(template: &str, protocol: &str, host: &str) -> Result<Self, RulesError> {
-        let filled = template
-            .replace(PROTOCOL_PLACEHOLDER, protocol)
-            .replace(HOST_PLACEHOLDER, host);
+        let filled =
+            template.replace(PROTOCOL_PLACEHOLDER, protocol).replace(HOST_PLACEHOLDER, host);
         if let Some(start) = filled.find("${") {
-            let end = filled[start..]
-                .find('}')
-                .map_or(filled.len(), |e| start + e + 1);
+            let end = filled[start..].find('}').map_or(filled.len(), |e| start + e + 1);
             return Err(RulesError::Placeholder(filled[start..end].to_owned()));
         }
         Self::parse(&filled)
@@ -151,11 +148,7 @@ impl WebsiteConfiguration {
         // S3 needs an index document (or RedirectAllRequestsTo, which a resize-on-miss
         // bucket cannot use since it would redirect hits too).
         match &self.index_document {
-            None => {
-                return Err(RulesError::IndexDocument(
-                    "IndexDocument is required".into(),
-                ))
-            }
+            None => return Err(RulesError::IndexDocument("IndexDocument is required".into())),
             Some(d) if d.suffix.is_empty() || d.suffix.contains('/') => {
                 return Err(RulesError::IndexDocument(format!(
                     "IndexDocument.Suffix {:?} must be a non-empty name without '/'",
@@ -168,8 +161,7 @@ impl WebsiteConfiguration {
             return Err(RulesError::TooManyRules(self.routing_rules.len()));
         }
         for (index, rule) in self.routing_rules.iter().enumerate() {
-            rule.validate()
-                .map_err(|reason| RulesError::InvalidRule { index, reason })?;
+            rule.validate().map_err(|reason| RulesError::InvalidRule { index, reason })?;
         }
         Ok(())
     }
@@ -204,9 +196,7 @@ impl RoutingRule {
     fn validate(&self) -> Result<(), String> {
         if let Some(c) = &self.condition {
             if c.key_prefix_equals.is_none() && c.http_error_code_returned_equals.is_none() {
-                return Err(
-                    "Condition needs KeyPrefixEquals or HttpErrorCodeReturnedEquals".into(),
-                );
+                return Err("Condition needs KeyPrefixEquals or HttpErrorCodeReturnedEquals".into());
             }
             if let Some(code) = &c.http_error_code_returned_equals {
                 match code.parse::<u16>() {
@@ -254,10 +244,7 @@ impl RoutingRule {
         let Some(c) = &self.condition else {
             return true;
         };
-        let prefix_ok = c
-            .key_prefix_equals
-            .as_deref()
-            .is_none_or(|p| key.starts_with(p));
+        let prefix_ok = c.key_prefix_equals.as_deref().is_none_or(|p| key.starts_with(p));
         let code_ok = match (&c.http_error_code_returned_equals, error_code) {
             (None, _) => true,
             (Some(want), Some(got)) => want.parse::<u16>().ok() == Some(got),
@@ -280,22 +267,12 @@ impl RoutingRule {
                     .as_ref()
                     .and_then(|c| c.key_prefix_equals.as_deref())
                     .unwrap_or("");
-                format!(
-                    "{prefix}{}",
-                    resizer::key::encode_key_path(&key[matched.len()..])
-                )
+                format!("{prefix}{}", resizer::key::encode_key_path(&key[matched.len()..]))
             }
             (None, None) => resizer::key::encode_key_path(key),
         };
-        let status = r
-            .http_redirect_code
-            .as_deref()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(301);
-        RedirectTo {
-            status,
-            location: format!("{protocol}://{host}/{path}"),
-        }
+        let status = r.http_redirect_code.as_deref().and_then(|c| c.parse().ok()).unwrap_or(301);
+        RedirectTo { status, location: format!("{protocol}://{host}/{path}") }
     }
 }
 
@@ -303,10 +280,7 @@ impl RoutingRule {
 mod tests {
     use super::*;
 
-    const ORIGIN: Origin<'static> = Origin {
-        protocol: "http",
-        host: "bucket.example:8080",
-    };
+    const ORIGIN: Origin<'static> = Origin { protocol: "http", host: "bucket.example:8080" };
 
     fn config(rules: &str) -> WebsiteConfiguration {
         WebsiteConfiguration::parse(&format!(
@@ -325,10 +299,7 @@ mod tests {
         let got = cfg.route(key, code, ORIGIN);
         assert_eq!(
             got,
-            want.map(|(status, location)| RedirectTo {
-                status,
-                location: location.into()
-            }),
+            want.map(|(status, location)| RedirectTo { status, location: location.into() }),
             "key {key:?}, code {code:?}"
         );
     }
@@ -343,10 +314,7 @@ mod tests {
             &cfg,
             "300x300/a b+c.jpg",
             Some(404),
-            Some((
-                307,
-                "https://api.example.com/resize?key=300x300/a%20b%2Bc.jpg",
-            )),
+            Some((307, "https://api.example.com/resize?key=300x300/a%20b%2Bc.jpg")),
         );
         route_case(&cfg, "300x300/a.jpg", Some(403), None);
         assert_eq!(cfg.object_key(""), "index.html");
@@ -375,12 +343,7 @@ mod tests {
         );
         route_case(&cfg, "a.jpg", None, None);
         route_case(&cfg, "a.jpg", Some(403), None);
-        route_case(
-            &cfg,
-            "a.jpg",
-            Some(404),
-            Some((301, "http://r.example/a.jpg")),
-        );
+        route_case(&cfg, "a.jpg", Some(404), Some((301, "http://r.example/a.jpg")));
     }
 
     #[test]
@@ -422,41 +385,21 @@ mod tests {
               {"Condition":{"HttpErrorCodeReturnedEquals":"404"},"Redirect":{"ReplaceKeyWith":"third.html"}}
             ]"#,
         );
-        route_case(
-            &cfg,
-            "a/b/c",
-            None,
-            Some((301, "http://bucket.example:8080/first.html")),
-        );
-        route_case(
-            &cfg,
-            "x",
-            Some(404),
-            Some((301, "http://bucket.example:8080/third.html")),
-        );
+        route_case(&cfg, "a/b/c", None, Some((301, "http://bucket.example:8080/first.html")));
+        route_case(&cfg, "x", Some(404), Some((301, "http://bucket.example:8080/third.html")));
     }
 
     #[test]
     fn rule_without_condition_matches_everything() {
         let cfg = config(r#"[{"Redirect":{"Protocol":"https","HostName":"new.example"}}]"#);
-        route_case(
-            &cfg,
-            "any/key.txt",
-            None,
-            Some((301, "https://new.example/any/key.txt")),
-        );
+        route_case(&cfg, "any/key.txt", None, Some((301, "https://new.example/any/key.txt")));
     }
 
     #[test]
     fn redirect_fields_one_by_one() {
         // Protocol only: host and key kept.
         let cfg = config(r#"[{"Redirect":{"Protocol":"https"}}]"#);
-        route_case(
-            &cfg,
-            "k",
-            None,
-            Some((301, "https://bucket.example:8080/k")),
-        );
+        route_case(&cfg, "k", None, Some((301, "https://bucket.example:8080/k")));
         // HostName only.
         let cfg = config(r#"[{"Redirect":{"HostName":"h.example"}}]"#);
         route_case(&cfg, "k", None, Some((301, "http://h.example/k")));
@@ -466,24 +409,14 @@ mod tests {
             &cfg,
             "300x/ảnh.jpg",
             None,
-            Some((
-                301,
-                "http://bucket.example:8080/resize?key=300x/%E1%BA%A3nh.jpg",
-            )),
+            Some((301, "http://bucket.example:8080/resize?key=300x/%E1%BA%A3nh.jpg")),
         );
         // ReplaceKeyWith replaces the whole key, as written.
         let cfg = config(r#"[{"Redirect":{"ReplaceKeyWith":"gone.html"}}]"#);
-        route_case(
-            &cfg,
-            "a/b/c",
-            None,
-            Some((301, "http://bucket.example:8080/gone.html")),
-        );
+        route_case(&cfg, "a/b/c", None, Some((301, "http://bucket.example:8080/gone.html")));
         // HttpRedirectCode.
         for code in ["301", "302", "303", "307", "308"] {
-            let cfg = config(&format!(
-                r#"[{{"Redirect":{{"HttpRedirectCode":"{code}"}}}}]"#
-            ));
+            let cfg = config(&format!(r#"[{{"Redirect":{{"HttpRedirectCode":"{code}"}}}}]"#));
             let got = cfg.route("k", None, ORIGIN).unwrap();
             assert_eq!(got.status.to_string(), code);
         }
@@ -494,32 +427,20 @@ mod tests {
         let json =
             format!(r#"{{"IndexDocument":{{"Suffix":"index.html"}},"RoutingRules":{rules}}}"#);
         let err = WebsiteConfiguration::parse(&json).unwrap_err().to_string();
-        assert!(
-            err.contains(fragment),
-            "{err:?} should mention {fragment:?}"
-        );
+        assert!(err.contains(fragment), "{err:?} should mention {fragment:?}");
     }
 
     #[test]
     fn configurations_s3_refuses_are_refused() {
         invalid(r#"[{"Redirect":{}}]"#, "Redirect is empty");
-        invalid(
-            r#"[{"Condition":{},"Redirect":{"HostName":"h"}}]"#,
-            "Condition needs",
-        );
+        invalid(r#"[{"Condition":{},"Redirect":{"HostName":"h"}}]"#, "Condition needs");
         invalid(
             r#"[{"Redirect":{"ReplaceKeyWith":"a","ReplaceKeyPrefixWith":"b"}}]"#,
             "cannot both",
         );
         invalid(r#"[{"Redirect":{"Protocol":"ftp"}}]"#, "Protocol");
-        invalid(
-            r#"[{"Redirect":{"HttpRedirectCode":"200"}}]"#,
-            "HttpRedirectCode",
-        );
-        invalid(
-            r#"[{"Redirect":{"HttpRedirectCode":"30x"}}]"#,
-            "HttpRedirectCode",
-        );
+        invalid(r#"[{"Redirect":{"HttpRedirectCode":"200"}}]"#, "HttpRedirectCode");
+        invalid(r#"[{"Redirect":{"HttpRedirectCode":"30x"}}]"#, "HttpRedirectCode");
         invalid(
             r#"[{"Condition":{"HttpErrorCodeReturnedEquals":"302"},"Redirect":{"HostName":"h"}}]"#,
             "4xx or 5xx",
@@ -534,10 +455,7 @@ mod tests {
         ))
         .is_ok());
         let no_index = WebsiteConfiguration::parse(r#"{"RoutingRules":[]}"#).unwrap_err();
-        assert!(
-            no_index.to_string().contains("IndexDocument is required"),
-            "{no_index}"
-        );
+        assert!(no_index.to_string().contains("IndexDocument is required"), "{no_index}");
         let bad_index =
             WebsiteConfiguration::parse(r#"{"IndexDocument":{"Suffix":"a/b.html"}}"#).unwrap_err();
         assert!(bad_index.to_string().contains("Suffix"), "{bad_index}");

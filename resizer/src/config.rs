@@ -121,11 +121,7 @@ impl Config {
 
         let max_dimension = number("MAX_DIMENSION", get("MAX_DIMENSION"), DEFAULT_MAX_DIMENSION)?;
         if max_dimension == 0 || max_dimension > 65_535 {
-            return Err(invalid(
-                "MAX_DIMENSION",
-                &max_dimension.to_string(),
-                "must be 1..=65535",
-            ));
+            return Err(invalid("MAX_DIMENSION", &max_dimension.to_string(), "must be 1..=65535"));
         }
         let raw_allowed = get("ALLOWED_RESOLUTIONS").unwrap_or_default();
         let allowed = AllowedResolutions::parse(&raw_allowed, max_dimension)
@@ -156,11 +152,7 @@ impl Config {
             None | Some("false") | Some("0") => false,
             Some("true") | Some("1") => true,
             Some(other) => {
-                return Err(invalid(
-                    "S3_FORCE_PATH_STYLE",
-                    other,
-                    "expected true or false",
-                ))
+                return Err(invalid("S3_FORCE_PATH_STYLE", other, "expected true or false"))
             }
         };
         let timeout_ms = number(
@@ -182,11 +174,7 @@ impl Config {
 }
 
 fn invalid(var: &'static str, value: &str, reason: &str) -> ConfigError {
-    ConfigError::Invalid {
-        var,
-        value: value.to_owned(),
-        reason: reason.to_owned(),
-    }
+    ConfigError::Invalid { var, value: value.to_owned(), reason: reason.to_owned() }
 }
 
 fn number<T: std::str::FromStr + PartialOrd + Default>(
@@ -238,10 +226,7 @@ mod tests {
         assert_eq!(c.max_dimension, 4096);
         assert_eq!(c.limits.max_source_bytes, 50_000_000);
         assert_eq!(c.limits.max_source_pixels, 50_000_000);
-        assert_eq!(
-            c.derivative_cache_control,
-            "public, max-age=31536000, immutable"
-        );
+        assert_eq!(c.derivative_cache_control, "public, max-age=31536000, immutable");
         assert!(!c.force_path_style);
         assert_eq!(c.s3_operation_timeout, std::time::Duration::from_secs(10));
     }
@@ -257,10 +242,7 @@ mod tests {
         assert!(!allow("640x640"));
         assert!(!allow("200x"));
         let any = parse(&[("ALLOWED_RESOLUTIONS", "")]).unwrap();
-        assert!(any.allowed.allows(Size::Box {
-            width: 4096,
-            height: 1
-        }));
+        assert!(any.allowed.allows(Size::Box { width: 4096, height: 1 }));
     }
 
     #[test]
@@ -272,9 +254,7 @@ mod tests {
             ("5000x", "5000x"),
             ("300X300", "300X300"),
         ] {
-            let err = parse(&[("ALLOWED_RESOLUTIONS", raw)])
-                .unwrap_err()
-                .to_string();
+            let err = parse(&[("ALLOWED_RESOLUTIONS", raw)]).unwrap_err().to_string();
             assert!(err.starts_with("ALLOWED_RESOLUTIONS"), "{err}");
             assert!(err.contains(entry), "{err:?} should name {entry}");
         }
@@ -284,33 +264,18 @@ mod tests {
     fn missing_or_bad_values_name_the_variable() {
         let none =
             |k: &str| -> Option<String> { (k == "PUBLIC_BASE_URL").then(|| "https://x".into()) };
-        assert!(Config::from_lookup(none)
-            .unwrap_err()
-            .to_string()
-            .starts_with("BUCKET"));
+        assert!(Config::from_lookup(none).unwrap_err().to_string().starts_with("BUCKET"));
         rejects(&[("PUBLIC_BASE_URL", "cdn.example.com")], "PUBLIC_BASE_URL");
-        rejects(
-            &[("PUBLIC_BASE_URL", "https://ảnh.example.com")],
-            "PUBLIC_BASE_URL",
-        );
-        rejects(
-            &[("PUBLIC_BASE_URL", "https://a.example/\x01")],
-            "PUBLIC_BASE_URL",
-        );
+        rejects(&[("PUBLIC_BASE_URL", "https://ảnh.example.com")], "PUBLIC_BASE_URL");
+        rejects(&[("PUBLIC_BASE_URL", "https://a.example/\x01")], "PUBLIC_BASE_URL");
         rejects(&[("MAX_DIMENSION", "0")], "MAX_DIMENSION");
         rejects(&[("MAX_DIMENSION", "100000")], "MAX_DIMENSION");
         rejects(&[("MAX_DIMENSION", "ten")], "MAX_DIMENSION");
         rejects(&[("MAX_SOURCE_BYTES", "-1")], "MAX_SOURCE_BYTES");
         rejects(&[("MAX_SOURCE_PIXELS", "1.5")], "MAX_SOURCE_PIXELS");
-        rejects(
-            &[("DERIVATIVE_CACHE_CONTROL", "a\nb")],
-            "DERIVATIVE_CACHE_CONTROL",
-        );
+        rejects(&[("DERIVATIVE_CACHE_CONTROL", "a\nb")], "DERIVATIVE_CACHE_CONTROL");
         rejects(&[("S3_FORCE_PATH_STYLE", "yes")], "S3_FORCE_PATH_STYLE");
-        rejects(
-            &[("S3_OPERATION_TIMEOUT_MS", "0")],
-            "S3_OPERATION_TIMEOUT_MS",
-        );
+        rejects(&[("S3_OPERATION_TIMEOUT_MS", "0")], "S3_OPERATION_TIMEOUT_MS");
     }
 
     #[test]

@@ -118,56 +118,22 @@ mod tests {
         assert_eq!(output_size(640, 480, Size::Width(4096)), (640, 480));
         assert_eq!(output_size(640, 480, Size::Height(480)), (640, 480));
         // Boxes may upscale: they promise exact dimensions.
-        assert_eq!(
-            output_size(
-                10,
-                10,
-                Size::Box {
-                    width: 300,
-                    height: 300
-                }
-            ),
-            (300, 300)
-        );
+        assert_eq!(output_size(10, 10, Size::Box { width: 300, height: 300 }), (300, 300));
     }
 
     #[test]
     fn required_source_for_cover_crop() {
         // 5312x2988 into 300x300: height is the tight side, 300 high means 534 wide (533.3 up).
         assert_eq!(
-            required_source_size(
-                5312,
-                2988,
-                Size::Box {
-                    width: 300,
-                    height: 300
-                }
-            ),
+            required_source_size(5312, 2988, Size::Box { width: 300, height: 300 }),
             (534, 300)
         );
         // Portrait into a landscape box: width is the tight side.
         assert_eq!(
-            required_source_size(
-                1000,
-                2000,
-                Size::Box {
-                    width: 400,
-                    height: 100
-                }
-            ),
+            required_source_size(1000, 2000, Size::Box { width: 400, height: 100 }),
             (400, 800)
         );
         // Upscaling box: the whole source.
-        assert_eq!(
-            required_source_size(
-                10,
-                20,
-                Size::Box {
-                    width: 300,
-                    height: 300
-                }
-            ),
-            (10, 20)
-        );
+        assert_eq!(required_source_size(10, 20, Size::Box { width: 300, height: 300 }), (10, 20));
     }
 }

@@ -151,11 +151,7 @@ impl App {
     /// Builds the handler state from a parsed configuration and an S3 client.
     pub fn new(config: Config, client: aws_sdk_s3::Client) -> Self {
         let store = Store::new(client, config.bucket.clone());
-        Self {
-            config: Arc::new(config),
-            store,
-            in_flight: Arc::default(),
-        }
+        Self { config: Arc::new(config), store, in_flight: Arc::default() }
     }
 
     /// The configuration in force.
@@ -210,16 +206,10 @@ async fn route(app: &App, req: &Request) -> Result<String, ApiError> {
     // One-sided sizes never exceed the original, which the pixel limit already bounds; a
     // box can upscale, so it is bounded here, before anything is fetched.
     if let Size::Box { width, height } = key.size {
-        let (pixels, limit) = (
-            u64::from(width) * u64::from(height),
-            app.config.limits.max_source_pixels,
-        );
+        let (pixels, limit) =
+            (u64::from(width) * u64::from(height), app.config.limits.max_source_pixels);
         if pixels > limit {
-            return Err(ApiError::OutputTooLarge {
-                size: key.size,
-                pixels,
-                limit,
-            });
+            return Err(ApiError::OutputTooLarge { size: key.size, pixels, limit });
         }
     }
     ensure_derivative(app, key).await
@@ -228,11 +218,7 @@ async fn route(app: &App, req: &Request) -> Result<String, ApiError> {
 /// Makes sure the derivative exists and returns where to find it.
 async fn ensure_derivative(app: &App, key: DerivativeKey) -> Result<String, ApiError> {
     let derivative_key = key.to_string();
-    let location = format!(
-        "{}/{}",
-        app.config.public_base_url,
-        encode_key_path(&derivative_key)
-    );
+    let location = format!("{}/{}", app.config.public_base_url, encode_key_path(&derivative_key));
     let exists = app
         .store
         .exists(&derivative_key)
@@ -253,10 +239,7 @@ async fn join_flight(
     key: DerivativeKey,
 ) -> Result<(), ApiError> {
     let flight = {
-        let mut map = app
-            .in_flight
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = app.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         map.entry(derivative_key.clone())
             .or_insert_with(|| {
                 let app = app.clone();
@@ -337,10 +320,7 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
     let mut resp = Response::new(Body::Text(body));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }

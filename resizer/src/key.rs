@@ -66,9 +66,7 @@ pub enum SizeError {
 /// Parses one size token (`300x300`, `640x`, `x200`) and checks each number is in
 /// `1..=max_dimension`.
 pub fn parse_size(token: &str, max_dimension: u32) -> Result<Size, SizeError> {
-    let caps = SIZE_TOKEN
-        .captures(token)
-        .ok_or_else(|| SizeError::Malformed(token.to_owned()))?;
+    let caps = SIZE_TOKEN.captures(token).ok_or_else(|| SizeError::Malformed(token.to_owned()))?;
     let number = |i: usize| -> Result<Option<u32>, SizeError> {
         let Some(m) = caps.get(i) else {
             return Ok(None);
@@ -167,10 +165,7 @@ pub fn parse_derivative_key(key: &str, max_dimension: u32) -> Result<DerivativeK
     if looks_like_size(first_of_original) {
         return Err(KeyError::Chained(original.to_owned()));
     }
-    Ok(DerivativeKey {
-        size,
-        original: original.to_owned(),
-    })
+    Ok(DerivativeKey { size, original: original.to_owned() })
 }
 
 /// Finds the `key` parameter in a raw query string and percent-decodes it exactly once.
@@ -188,9 +183,7 @@ pub fn decode_key_param(query: Option<&str>) -> Result<Option<String>, KeyError>
         if value.is_empty() {
             return Ok(None);
         }
-        let decoded = percent_decode_str(value)
-            .decode_utf8()
-            .map_err(|_| KeyError::BadEncoding)?;
+        let decoded = percent_decode_str(value).decode_utf8().map_err(|_| KeyError::BadEncoding)?;
         if !well_formed_escapes(value) {
             return Err(KeyError::BadEncoding);
         }
@@ -221,12 +214,8 @@ fn well_formed_escapes(raw: &str) -> bool {
 }
 
 /// Characters left as they are in a path: RFC 3986 unreserved plus `/`.
-const PATH: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
+const PATH: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
 
 /// Percent-encodes a key for use as a URL path: everything but unreserved characters and `/`.
 pub fn encode_key_path(key: &str) -> String {
@@ -293,37 +282,19 @@ mod tests {
         key_case("300x300/photos/cat.jpg", Ok(("300x300", "photos/cat.jpg")));
         key_case("640x/a.png", Ok(("640x", "a.png")));
         key_case("x200/a.png", Ok(("x200", "a.png")));
-        key_case(
-            "300x300/my cat+dog 100%.jpg",
-            Ok(("300x300", "my cat+dog 100%.jpg")),
-        );
+        key_case("300x300/my cat+dog 100%.jpg", Ok(("300x300", "my cat+dog 100%.jpg")));
         key_case("300x300/ảnh/고양이.jpg", Ok(("300x300", "ảnh/고양이.jpg")));
         key_case("300x300/a..b/c.jpg", Ok(("300x300", "a..b/c.jpg")));
         key_case("300x300/.hidden", Ok(("300x300", ".hidden")));
-        key_case(
-            "300x300/photos/300x300.jpg",
-            Ok(("300x300", "photos/300x300.jpg")),
-        );
-        key_case(
-            "300x300/photos/640x/a.jpg",
-            Ok(("300x300", "photos/640x/a.jpg")),
-        );
+        key_case("300x300/photos/300x300.jpg", Ok(("300x300", "photos/300x300.jpg")));
+        key_case("300x300/photos/640x/a.jpg", Ok(("300x300", "photos/640x/a.jpg")));
     }
 
     #[test]
     fn invalid_derivative_keys() {
-        key_case(
-            "300x300/300x300/a.jpg",
-            Err(KeyError::Chained("300x300/a.jpg".into())),
-        );
-        key_case(
-            "300x300/x20/a.jpg",
-            Err(KeyError::Chained("x20/a.jpg".into())),
-        );
-        key_case(
-            "300x300/99999x1/a.jpg",
-            Err(KeyError::Chained("99999x1/a.jpg".into())),
-        );
+        key_case("300x300/300x300/a.jpg", Err(KeyError::Chained("300x300/a.jpg".into())));
+        key_case("300x300/x20/a.jpg", Err(KeyError::Chained("x20/a.jpg".into())));
+        key_case("300x300/99999x1/a.jpg", Err(KeyError::Chained("99999x1/a.jpg".into())));
         key_case("300x300//a.jpg", Err(KeyError::EmptySegment));
         key_case("/300x300/a.jpg", Err(KeyError::EmptySegment));
         key_case("300x300/a/", Err(KeyError::EmptySegment));
@@ -335,10 +306,7 @@ mod tests {
         key_case("300x300/a\nb.jpg", Err(KeyError::ControlCharacter));
         key_case("300x300/a\u{7f}b.jpg", Err(KeyError::ControlCharacter));
         key_case("300x300", Err(KeyError::MissingOriginal));
-        key_case(
-            "photos/cat.jpg",
-            Err(KeyError::Size(SizeError::Malformed("photos".into()))),
-        );
+        key_case("photos/cat.jpg", Err(KeyError::Size(SizeError::Malformed("photos".into()))));
         key_case(
             "300x300abc/cat.jpg",
             Err(KeyError::Size(SizeError::Malformed("300x300abc".into()))),
@@ -371,14 +339,8 @@ mod tests {
         query_case(Some("key=300x300/a%20b.jpg"), Ok(Some("300x300/a b.jpg")));
         query_case(Some("key=300x300/a%2Bb.jpg"), Ok(Some("300x300/a+b.jpg")));
         query_case(Some("key=300x300/a+b.jpg"), Ok(Some("300x300/a+b.jpg")));
-        query_case(
-            Some("key=300x300/100%2525.jpg"),
-            Ok(Some("300x300/100%25.jpg")),
-        );
-        query_case(
-            Some("key=300x300/%E1%BA%A3nh.jpg"),
-            Ok(Some("300x300/ảnh.jpg")),
-        );
+        query_case(Some("key=300x300/100%2525.jpg"), Ok(Some("300x300/100%25.jpg")));
+        query_case(Some("key=300x300/%E1%BA%A3nh.jpg"), Ok(Some("300x300/ảnh.jpg")));
         query_case(Some("x=1&key=300x300/a.jpg&y=2"), Ok(Some("300x300/a.jpg")));
         query_case(Some("key="), Ok(None));
         query_case(Some("key"), Ok(None));
@@ -392,17 +354,11 @@ mod tests {
 
     #[test]
     fn path_encoding_keeps_slashes_and_escapes_the_rest() {
-        assert_eq!(
-            encode_key_path("300x300/a b+c%.jpg"),
-            "300x300/a%20b%2Bc%25.jpg"
-        );
+        assert_eq!(encode_key_path("300x300/a b+c%.jpg"), "300x300/a%20b%2Bc%25.jpg");
         assert_eq!(encode_key_path("300x/ảnh.jpg"), "300x/%E1%BA%A3nh.jpg");
         assert_eq!(encode_key_path("x1/a?b#c&d=e"), "x1/a%3Fb%23c%26d%3De");
         let key = "300x300/my cat+dog 100%.jpg";
         let query = format!("key={}", encode_key_path(key));
-        assert_eq!(
-            decode_key_param(Some(&query)).unwrap().as_deref(),
-            Some(key)
-        );
+        assert_eq!(decode_key_param(Some(&query)).unwrap().as_deref(), Some(key));
     }
 }

@@ -150,12 +150,7 @@ pub fn resize(source: &[u8], size: Size, limits: &Limits) -> Result<Derivative, 
         Format::Jpeg => decode_jpeg(source, size, limits)?,
         other => decode_generic(source, other, limits)?,
     };
-    let Decoded {
-        source_size,
-        raster,
-        orientation,
-        icc_profile,
-    } = decoded;
+    let Decoded { source_size, raster, orientation, icc_profile } = decoded;
 
     // Work out the output in display orientation, then resize in the source's orientation
     // and rotate the small result: cheaper than rotating the big decoded image, and the
@@ -163,27 +158,14 @@ pub fn resize(source: &[u8], size: Size, limits: &Limits) -> Result<Derivative, 
     let transposed = swaps_axes(orientation);
     // Sizes come from the original's dimensions, not the DCT-scaled ones, so a derivative
     // is the same whichever scale the decoder picked.
-    let (disp_w, disp_h) = if transposed {
-        (source_size.1, source_size.0)
-    } else {
-        source_size
-    };
+    let (disp_w, disp_h) = if transposed { (source_size.1, source_size.0) } else { source_size };
     let (out_w, out_h) = output_size(disp_w, disp_h, size);
-    let (target_w, target_h) = if transposed {
-        (out_h, out_w)
-    } else {
-        (out_w, out_h)
-    };
+    let (target_w, target_h) = if transposed { (out_h, out_w) } else { (out_w, out_h) };
     let crop_to_fill = matches!(size, Size::Box { .. });
     let resized = resize_raster(raster, target_w, target_h, crop_to_fill)?;
     let oriented = orient(resized, orientation);
     let bytes = encode(&oriented, format, icc_profile)?;
-    Ok(Derivative {
-        bytes,
-        format,
-        width: oriented.width,
-        height: oriented.height,
-    })
+    Ok(Derivative { bytes, format, width: oriented.width, height: oriented.height })
 }
 
 fn swaps_axes(o: Orientation) -> bool {
@@ -205,9 +187,7 @@ fn check_pixels(width: u32, height: u32, limits: &Limits) -> Result<(), Pipeline
         )));
     }
     if width == 0 || height == 0 {
-        return Err(PipelineError::Undecodable(format!(
-            "{width}x{height} image"
-        )));
+        return Err(PipelineError::Undecodable(format!("{width}x{height} image")));
     }
     Ok(())
 }
@@ -218,9 +198,8 @@ fn decode_jpeg(source: &[u8], size: Size, limits: &Limits) -> Result<Decoded, Pi
     let undecodable = |e: jpeg_decoder::Error| PipelineError::Undecodable(e.to_string());
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(source));
     decoder.read_info().map_err(undecodable)?;
-    let info = decoder
-        .info()
-        .ok_or_else(|| PipelineError::Undecodable("no frame header".into()))?;
+    let info =
+        decoder.info().ok_or_else(|| PipelineError::Undecodable("no frame header".into()))?;
     let (width, height) = (u32::from(info.width), u32::from(info.height));
     check_pixels(width, height, limits)?;
     let layout = match info.pixel_format {
@@ -237,37 +216,17 @@ fn decode_jpeg(source: &[u8], size: Size, limits: &Limits) -> Result<Decoded, Pi
         .unwrap_or(Orientation::NoTransforms);
     let icc_profile = decoder.icc_profile();
 
-    let (disp_w, disp_h) = if swaps_axes(orientation) {
-        (height, width)
-    } else {
-        (width, height)
-    };
+    let (disp_w, disp_h) = if swaps_axes(orientation) { (height, width) } else { (width, height) };
     let (need_w, need_h) = required_source_size(disp_w, disp_h, size);
-    let (need_w, need_h) = if swaps_axes(orientation) {
-        (need_h, need_w)
-    } else {
-        (need_w, need_h)
-    };
+    let (need_w, need_h) =
+        if swaps_axes(orientation) { (need_h, need_w) } else { (need_w, need_h) };
     let (scaled_w, scaled_h) = decoder
-        .scale(
-            need_w.min(u32::from(u16::MAX)) as u16,
-            need_h.min(u32::from(u16::MAX)) as u16,
-        )
+        .scale(need_w.min(u32::from(u16::MAX)) as u16, need_h.min(u32::from(u16::MAX)) as u16)
         .map_err(undecodable)?;
     let pixels = decoder.decode().map_err(undecodable)?;
-    let raster = Raster {
-        width: u32::from(scaled_w),
-        height: u32::from(scaled_h),
-        layout,
-        pixels,
-    };
+    let raster = Raster { width: u32::from(scaled_w), height: u32::from(scaled_h), layout, pixels };
     check_raster_len(&raster)?;
-    Ok(Decoded {
-        source_size: (width, height),
-        raster,
-        orientation,
-        icc_profile,
-    })
+    Ok(Decoded { source_size: (width, height), raster, orientation, icc_profile })
 }
 
 /// PNG, WebP, GIF (first frame) and unusual JPEGs through the `image` crate.
@@ -290,36 +249,19 @@ fn decode_generic(
     let image = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
     let raster = if image.color().has_alpha() {
         let rgba = image.into_rgba8();
-        Raster {
-            width,
-            height,
-            layout: Layout::Rgba,
-            pixels: rgba.into_raw(),
-        }
+        Raster { width, height, layout: Layout::Rgba, pixels: rgba.into_raw() }
     } else {
         let rgb = image.into_rgb8();
-        Raster {
-            width,
-            height,
-            layout: Layout::Rgb,
-            pixels: rgb.into_raw(),
-        }
+        Raster { width, height, layout: Layout::Rgb, pixels: rgb.into_raw() }
     };
     check_raster_len(&raster)?;
-    Ok(Decoded {
-        source_size: (width, height),
-        raster,
-        orientation,
-        icc_profile,
-    })
+    Ok(Decoded { source_size: (width, height), raster, orientation, icc_profile })
 }
 
 fn check_raster_len(r: &Raster) -> Result<(), PipelineError> {
     let channels = r.layout.pixel_type().size();
     if r.pixels.len() != r.width as usize * r.height as usize * channels {
-        return Err(PipelineError::Undecodable(
-            "decoder returned a short buffer".into(),
-        ));
+        return Err(PipelineError::Undecodable("decoder returned a short buffer".into()));
     }
     Ok(())
 }
@@ -345,27 +287,15 @@ fn resize_raster(
     if crop_to_fill {
         options = options.fit_into_destination(Some((0.5, 0.5)));
     }
-    fr::Resizer::new()
-        .resize(&src_image, &mut dst_image, &options)
-        .map_err(|e| fail(&e))?;
-    Ok(Raster {
-        width,
-        height,
-        layout: src.layout,
-        pixels: dst_image.into_vec(),
-    })
+    fr::Resizer::new().resize(&src_image, &mut dst_image, &options).map_err(|e| fail(&e))?;
+    Ok(Raster { width, height, layout: src.layout, pixels: dst_image.into_vec() })
 }
 
 fn orient(r: Raster, orientation: Orientation) -> Raster {
     if orientation == Orientation::NoTransforms {
         return r;
     }
-    let Raster {
-        width,
-        height,
-        layout,
-        pixels,
-    } = r;
+    let Raster { width, height, layout, pixels } = r;
     // The buffer length was checked against width x height x channels, so from_raw succeeds.
     let mut image = match layout {
         Layout::Luma => {
@@ -381,12 +311,7 @@ fn orient(r: Raster, orientation: Orientation) -> Raster {
     .expect("raster length matches its dimensions");
     image.apply_orientation(orientation);
     let (width, height) = (image.width(), image.height());
-    Raster {
-        width,
-        height,
-        layout,
-        pixels: image.into_bytes(),
-    }
+    Raster { width, height, layout, pixels: image.into_bytes() }
 }
 
 /// Whether an ICC profile describes pixels laid out as `layout`: its header names its colour
@@ -439,9 +364,7 @@ fn encode(
                 Layout::Rgb => image::ExtendedColorType::Rgb8,
                 Layout::Rgba => image::ExtendedColorType::Rgba8,
             };
-            encoder
-                .write_image(&r.pixels, r.width, r.height, color)
-                .map_err(|e| fail(&e))?;
+            encoder.write_image(&r.pixels, r.width, r.height, color).map_err(|e| fail(&e))?;
         }
         Format::WebP => {
             let rgb;
@@ -449,11 +372,7 @@ fn encode(
                 Layout::Rgba => webp::Encoder::from_rgba(&r.pixels, r.width, r.height),
                 Layout::Rgb => webp::Encoder::from_rgb(&r.pixels, r.width, r.height),
                 Layout::Luma => {
-                    rgb = r
-                        .pixels
-                        .iter()
-                        .flat_map(|&l| [l, l, l])
-                        .collect::<Vec<u8>>();
+                    rgb = r.pixels.iter().flat_map(|&l| [l, l, l]).collect::<Vec<u8>>();
                     webp::Encoder::from_rgb(&rgb, r.width, r.height)
                 }
             };
@@ -469,19 +388,15 @@ fn encode(
         Format::Gif => {
             let rgba = match r.layout {
                 Layout::Rgba => r.pixels.clone(),
-                Layout::Rgb => r
-                    .pixels
-                    .chunks_exact(3)
-                    .flat_map(|p| [p[0], p[1], p[2], 255])
-                    .collect(),
+                Layout::Rgb => {
+                    r.pixels.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect()
+                }
                 Layout::Luma => r.pixels.iter().flat_map(|&l| [l, l, l, 255]).collect(),
             };
             let frame = image::RgbaImage::from_raw(r.width, r.height, rgba)
                 .ok_or_else(|| fail(&"frame buffer size"))?;
             let mut encoder = image::codecs::gif::GifEncoder::new_with_speed(&mut out, 10);
-            encoder
-                .encode_frame(image::Frame::new(frame))
-                .map_err(|e| fail(&e))?;
+            encoder.encode_frame(image::Frame::new(frame)).map_err(|e| fail(&e))?;
         }
     }
     Ok(out)
@@ -493,10 +408,7 @@ mod tests {
     use image::{GenericImageView, Rgba};
 
     const PHOTO: &[u8] = include_bytes!("../../samples/seeding.jpg");
-    const LIMITS: Limits = Limits {
-        max_source_bytes: 50_000_000,
-        max_source_pixels: 50_000_000,
-    };
+    const LIMITS: Limits = Limits { max_source_bytes: 50_000_000, max_source_pixels: 50_000_000 };
 
     fn boxed(width: u32, height: u32) -> Size {
         Size::Box { width, height }
@@ -529,11 +441,7 @@ mod tests {
         let mut pixels = Vec::with_capacity(usize::from(w) * usize::from(h) * 3);
         for _y in 0..h {
             for x in 0..w {
-                pixels.extend_from_slice(if x < w / 2 {
-                    &[255, 0, 0]
-                } else {
-                    &[0, 0, 255]
-                });
+                pixels.extend_from_slice(if x < w / 2 { &[255, 0, 0] } else { &[0, 0, 255] });
             }
         }
         let mut out = Vec::new();
@@ -662,10 +570,7 @@ mod tests {
             out.get_pixel(25, 90)
         );
         assert!(!d.bytes.windows(4).any(|w| w == b"Exif"), "EXIF copied");
-        assert!(
-            !d.bytes.windows(6).any(|w| w == b"secret"),
-            "comment copied"
-        );
+        assert!(!d.bytes.windows(6).any(|w| w == b"secret"), "comment copied");
         // Box sizes are in display orientation too.
         let d = resize(&src, boxed(40, 80), &LIMITS).unwrap();
         assert_eq!((d.width, d.height), (40, 80));
@@ -673,16 +578,11 @@ mod tests {
 
     /// A 16x16 mid-grey JPEG (RGB or one-channel) carrying `profile`.
     fn jpeg_with_icc(profile: &[u8], color: jpeg_encoder::ColorType) -> Vec<u8> {
-        let channels = if color == jpeg_encoder::ColorType::Luma {
-            1
-        } else {
-            3
-        };
+        let channels = if color == jpeg_encoder::ColorType::Luma { 1 } else { 3 };
         let mut jpeg = Vec::new();
         let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, 90);
         enc.add_icc_profile(profile).unwrap();
-        enc.encode(&vec![128; 16 * 16 * channels], 16, 16, color)
-            .unwrap();
+        enc.encode(&vec![128; 16 * 16 * channels], 16, 16, color).unwrap();
         jpeg
     }
 
@@ -724,8 +624,7 @@ mod tests {
         let mut png = Vec::new();
         let mut enc = image::codecs::png::PngEncoder::new(&mut png);
         enc.set_icc_profile(profile.clone()).unwrap();
-        enc.write_image(&[60; 16 * 16 * 4], 16, 16, image::ExtendedColorType::Rgba8)
-            .unwrap();
+        enc.write_image(&[60; 16 * 16 * 4], 16, 16, image::ExtendedColorType::Rgba8).unwrap();
         let d = resize(&png, boxed(8, 8), &LIMITS).unwrap();
         let mut reader = image::ImageReader::new(Cursor::new(&d.bytes));
         reader.set_format(ImageFormat::Png);
@@ -738,20 +637,12 @@ mod tests {
         for space in [b"GRAY", b"CMYK"] {
             let src = jpeg_with_icc(&profile_for(space), jpeg_encoder::ColorType::Rgb);
             let d = resize(&src, boxed(8, 8), &LIMITS).unwrap();
-            assert_eq!(
-                icc_of_jpeg(&d.bytes),
-                None,
-                "{space:?} profile on RGB pixels"
-            );
+            assert_eq!(icc_of_jpeg(&d.bytes), None, "{space:?} profile on RGB pixels");
         }
         let grey = profile_for(b"GRAY");
         let src = jpeg_with_icc(&grey, jpeg_encoder::ColorType::Luma);
         let d = resize(&src, boxed(8, 8), &LIMITS).unwrap();
-        assert_eq!(
-            icc_of_jpeg(&d.bytes),
-            Some(grey),
-            "grey profile on grey pixels kept"
-        );
+        assert_eq!(icc_of_jpeg(&d.bytes), Some(grey), "grey profile on grey pixels kept");
     }
 
     #[test]
@@ -795,8 +686,7 @@ mod tests {
             let mut enc = image::codecs::gif::GifEncoder::new(&mut gif);
             let red = image::RgbaImage::from_pixel(20, 20, Rgba([255, 0, 0, 255]));
             let blue = image::RgbaImage::from_pixel(20, 20, Rgba([0, 0, 255, 255]));
-            enc.encode_frames([image::Frame::new(red), image::Frame::new(blue)])
-                .unwrap();
+            enc.encode_frames([image::Frame::new(red), image::Frame::new(blue)]).unwrap();
         }
         let d = resize(&gif, boxed(10, 10), &LIMITS).unwrap();
         assert_eq!(d.format, Format::Gif);
@@ -834,23 +724,15 @@ mod tests {
 
     #[test]
     fn limits_are_checked_from_the_header() {
-        let pixels = Limits {
-            max_source_bytes: 50_000_000,
-            max_source_pixels: 5312 * 2988 - 1,
-        };
+        let pixels = Limits { max_source_bytes: 50_000_000, max_source_pixels: 5312 * 2988 - 1 };
         assert!(matches!(
             resize(PHOTO, boxed(10, 10), &pixels),
             Err(PipelineError::SourceTooLarge(_))
         ));
-        let exact = Limits {
-            max_source_pixels: 5312 * 2988,
-            ..pixels
-        };
+        let exact = Limits { max_source_pixels: 5312 * 2988, ..pixels };
         assert!(resize(PHOTO, boxed(10, 10), &exact).is_ok());
-        let bytes = Limits {
-            max_source_bytes: PHOTO.len() as u64 - 1,
-            max_source_pixels: 50_000_000,
-        };
+        let bytes =
+            Limits { max_source_bytes: PHOTO.len() as u64 - 1, max_source_pixels: 50_000_000 };
         assert!(matches!(
             resize(PHOTO, boxed(10, 10), &bytes),
             Err(PipelineError::SourceTooLarge(_))
@@ -863,10 +745,9 @@ mod tests {
         let crc = crc32(&bomb[12..]);
         bomb.extend_from_slice(&crc.to_be_bytes());
         // An empty IDAT and IEND, so the file is complete and only its size is wrong.
-        for (name, data) in [
-            (&b"IDAT"[..], &[0x78u8, 0x9c, 0x03, 0, 0, 0, 0, 1][..]),
-            (b"IEND", b""),
-        ] {
+        for (name, data) in
+            [(&b"IDAT"[..], &[0x78u8, 0x9c, 0x03, 0, 0, 0, 0, 1][..]), (b"IEND", b"")]
+        {
             bomb.extend_from_slice(&(data.len() as u32).to_be_bytes());
             let mut chunk = name.to_vec();
             chunk.extend_from_slice(data);
@@ -882,11 +763,7 @@ mod tests {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
             }
         }
         !crc

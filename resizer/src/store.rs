@@ -70,12 +70,9 @@ where
         SdkError::TimeoutError(_) => StoreError::Timeout(detail),
         SdkError::DispatchFailure(d) if d.is_timeout() => StoreError::Timeout(detail),
         SdkError::DispatchFailure(_) => StoreError::Unavailable(detail),
-        SdkError::ServiceError(service) => classify_answer(
-            service.raw().status().as_u16(),
-            service.err().code(),
-            op,
-            detail,
-        ),
+        SdkError::ServiceError(service) => {
+            classify_answer(service.raw().status().as_u16(), service.err().code(), op, detail)
+        }
         _ => StoreError::Failed(detail),
     }
 }
@@ -108,10 +105,7 @@ fn classify_answer(status: u16, code: Option<&str>, op: Op, detail: String) -> S
 impl Store {
     /// A store for `bucket` through `client`.
     pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
-        Self {
-            client,
-            bucket: bucket.into(),
-        }
+        Self { client, bucket: bucket.into() }
     }
 
     /// The bucket's name.
@@ -121,14 +115,7 @@ impl Store {
 
     /// Whether `key` exists (HEAD).
     pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
             Ok(_) => Ok(true),
             Err(e) => match classify(e, Op::Read) {
                 StoreError::NotFound => Ok(false),
@@ -150,10 +137,7 @@ impl Store {
             .map_err(|e| classify(e, Op::Read))?;
         let size = out.content_length().unwrap_or(0).max(0) as u64;
         if size > max_bytes {
-            return Err(StoreError::TooLarge {
-                size,
-                limit: max_bytes,
-            });
+            return Err(StoreError::TooLarge { size, limit: max_bytes });
         }
         let body = out
             .body
@@ -162,10 +146,7 @@ impl Store {
             .map_err(|e| StoreError::Unavailable(format!("reading the body: {e}")))?;
         let bytes = body.into_bytes();
         if bytes.len() as u64 > max_bytes {
-            return Err(StoreError::TooLarge {
-                size: bytes.len() as u64,
-                limit: max_bytes,
-            });
+            return Err(StoreError::TooLarge { size: bytes.len() as u64, limit: max_bytes });
         }
         Ok(bytes)
     }

@@ -10,10 +10,7 @@ fn start(vars: &[(&str, &str)]) -> (bool, String) {
         .envs(vars.iter().copied())
         .output()
         .expect("the resizer binary runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]
@@ -31,10 +28,7 @@ fn malformed_allowed_resolution_stops_start_up_naming_the_entry() {
         ("ALLOWED_RESOLUTIONS", "300x300,64Ox"),
     ]);
     assert!(!ok);
-    assert!(
-        stderr.contains("ALLOWED_RESOLUTIONS") && stderr.contains("64Ox"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("ALLOWED_RESOLUTIONS") && stderr.contains("64Ox"), "{stderr}");
 }
 
 #[test]

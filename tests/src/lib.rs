@@ -91,11 +91,7 @@ impl Stack {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("http client");
-        Self {
-            server,
-            data_dir,
-            http,
-        }
+        Self { server, data_dir, http }
     }
 
     /// `website_url` + `path`.
@@ -105,12 +101,8 @@ impl Stack {
 
     /// Sends one request without following redirects.
     pub async fn request(&self, method: reqwest::Method, url: &str) -> (Hop, bytes::Bytes) {
-        let resp = self
-            .http
-            .request(method, url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let resp =
+            self.http.request(method, url).send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
         let hop = Hop {
             url: url.to_owned(),
             status: resp.status().as_u16(),
@@ -126,10 +118,8 @@ impl Stack {
         let mut hops = Vec::new();
         for _ in 0..10 {
             let (hop, body) = self.request(method.clone(), &url).await;
-            let next = hop
-                .headers
-                .get("location")
-                .map(|l| l.to_str().expect("ascii location").to_owned());
+            let next =
+                hop.headers.get("location").map(|l| l.to_str().expect("ascii location").to_owned());
             let redirect = (300..400).contains(&hop.status);
             hops.push(hop);
             match next {
@@ -181,11 +171,8 @@ impl Stack {
             .send()
             .await
             .expect("list objects");
-        let mut keys: Vec<String> = out
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_owned))
-            .collect();
+        let mut keys: Vec<String> =
+            out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
         keys.sort();
         keys
     }

@@ -30,39 +30,22 @@ async fn dump_dom(url: &str) -> String {
         .output()
         .await
         .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {} ({e}); install Debian's chromium package",
-                chromium()
-            )
+            panic!("cannot run {} ({e}); install Debian's chromium package", chromium())
         });
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_shows_thumbnails_that_did_not_exist_a_moment_before() {
     let stack = Stack::start(&[]).await;
-    let page = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/data/browser-check.html"
-    ))
-    .unwrap();
-    stack
-        .put("browser-check.html", page, "text/html; charset=utf-8")
-        .await;
-    for key in [
-        "300x300/samples/seeding.jpg",
-        "x120/samples/seeding.jpg",
-        "320x/samples/seeding.jpg",
-    ] {
-        assert!(
-            stack.get(key).await.is_none(),
-            "{key} must not exist before the browser asks"
-        );
+    let page =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/browser-check.html")).unwrap();
+    stack.put("browser-check.html", page, "text/html; charset=utf-8").await;
+    for key in
+        ["300x300/samples/seeding.jpg", "x120/samples/seeding.jpg", "320x/samples/seeding.jpg"]
+    {
+        assert!(stack.get(key).await.is_none(), "{key} must not exist before the browser asks");
     }
 
     let dom = dump_dom(&stack.url("/browser-check.html")).await;
@@ -83,11 +66,9 @@ async fn a_browser_shows_thumbnails_that_did_not_exist_a_moment_before() {
         ],
         "{dom}"
     );
-    for key in [
-        "300x300/samples/seeding.jpg",
-        "x120/samples/seeding.jpg",
-        "320x/samples/seeding.jpg",
-    ] {
+    for key in
+        ["300x300/samples/seeding.jpg", "x120/samples/seeding.jpg", "320x/samples/seeding.jpg"]
+    {
         assert!(stack.get(key).await.is_some(), "{key} was not stored");
     }
 }

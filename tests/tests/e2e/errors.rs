@@ -6,20 +6,12 @@ use reqwest::Method;
 /// Requests `/resize{query}` directly; returns the status and the JSON body after checking
 /// the error headers.
 async fn error_of(stack: &Stack, method: Method, query: &str) -> (u16, serde_json::Value) {
-    let (hop, body) = stack
-        .request(method, &stack.url(&format!("/resize{query}")))
-        .await;
+    let (hop, body) = stack.request(method, &stack.url(&format!("/resize{query}"))).await;
     let text = String::from_utf8_lossy(&body);
-    assert_eq!(
-        hop.headers["content-type"], "application/json",
-        "{query}: {text}"
-    );
+    assert_eq!(hop.headers["content-type"], "application/json", "{query}: {text}");
     assert_eq!(hop.headers["cache-control"], "no-store", "{query}");
     let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON body");
-    assert!(
-        json["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{json}"
-    );
+    assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()), "{json}");
     (hop.status, json)
 }
 
@@ -27,11 +19,7 @@ async fn error_of(stack: &Stack, method: Method, query: &str) -> (u16, serde_jso
 async fn refuses(stack: &Stack, method: Method, query: &str, status: u16, code: &str) {
     let before = stack.keys().await;
     let (got, json) = error_of(stack, method, query).await;
-    assert_eq!(
-        (got, json["code"].as_str()),
-        (status, Some(code)),
-        "{query}: {json}"
-    );
+    assert_eq!((got, json["code"].as_str()), (status, Some(code)), "{query}: {json}");
     assert_eq!(stack.keys().await, before, "{query} changed the bucket");
 }
 
@@ -50,187 +38,53 @@ async fn stack_on(endpoint: String, env: &[(&str, &str)], secret_key: Option<&st
 #[tokio::test]
 async fn client_errors_have_stable_codes_and_write_nothing() {
     let stack = Stack::start(&[("MAX_DIMENSION", "2000")]).await;
-    stack
-        .put(
-            "notes/readme.jpg",
-            b"plain text, not an image".to_vec(),
-            "image/jpeg",
-        )
-        .await;
-    stack
-        .put(
-            "truncated.jpg",
-            devserver::SAMPLE_PHOTO[..4000].to_vec(),
-            "image/jpeg",
-        )
-        .await;
+    stack.put("notes/readme.jpg", b"plain text, not an image".to_vec(), "image/jpeg").await;
+    stack.put("truncated.jpg", devserver::SAMPLE_PHOTO[..4000].to_vec(), "image/jpeg").await;
 
-    refuses(&stack, Method::GET, "", 400, "missing-key").await;
-    refuses(&stack, Method::GET, "?key=", 400, "missing-key").await;
-    refuses(&stack, Method::GET, "?other=1", 400, "missing-key").await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=photos/cat.jpg",
-        400,
-        "invalid-key",
-    )
-    .await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=300x300/300x300/samples/seeding.jpg",
-        400,
-        "invalid-key",
-    )
-    .await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=300x300/../samples/seeding.jpg",
-        400,
-        "invalid-key",
-    )
-    .await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=300x300/samples/./seeding.jpg",
-        400,
-        "invalid-key",
-    )
-    .await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=300x300//samples/seeding.jpg",
-        400,
-        "invalid-key",
-    )
-    .await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=300x300/samples%5Cseeding.jpg",
-        400,
-        "invalid-key",
-    )
-    .await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=300x300/samples%0Aseeding.jpg",
-        400,
-        "invalid-key",
-    )
-    .await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=300x300/%FF.jpg",
-        400,
-        "invalid-key",
-    )
-    .await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=0300x300/samples/seeding.jpg",
-        400,
-        "invalid-key",
-    )
-    .await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=2001x1/samples/seeding.jpg",
-        400,
-        "invalid-key",
-    )
-    .await;
     let long = format!("?key=10x10/{}", "a".repeat(1020));
-    refuses(&stack, Method::GET, &long, 400, "invalid-key").await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=300x300/samples/missing.jpg",
-        404,
-        "original-not-found",
-    )
-    .await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=300x300/notes/readme.jpg",
-        422,
-        "unsupported-image",
-    )
-    .await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=300x300/truncated.jpg",
-        422,
-        "unsupported-image",
-    )
-    .await;
-    refuses(
-        &stack,
-        Method::POST,
-        "?key=300x300/samples/seeding.jpg",
-        405,
-        "method-not-allowed",
-    )
-    .await;
-    refuses(
-        &stack,
-        Method::DELETE,
-        "?key=300x300/samples/seeding.jpg",
-        405,
-        "method-not-allowed",
-    )
-    .await;
+    let cases = [
+        (Method::GET, "", 400, "missing-key"),
+        (Method::GET, "?key=", 400, "missing-key"),
+        (Method::GET, "?other=1", 400, "missing-key"),
+        (Method::GET, "?key=photos/cat.jpg", 400, "invalid-key"),
+        (Method::GET, "?key=300x300/300x300/samples/seeding.jpg", 400, "invalid-key"),
+        (Method::GET, "?key=300x300/../samples/seeding.jpg", 400, "invalid-key"),
+        (Method::GET, "?key=300x300/samples/./seeding.jpg", 400, "invalid-key"),
+        (Method::GET, "?key=300x300//samples/seeding.jpg", 400, "invalid-key"),
+        (Method::GET, "?key=300x300/samples%5Cseeding.jpg", 400, "invalid-key"),
+        (Method::GET, "?key=300x300/samples%0Aseeding.jpg", 400, "invalid-key"),
+        (Method::GET, "?key=300x300/%FF.jpg", 400, "invalid-key"),
+        (Method::GET, "?key=0300x300/samples/seeding.jpg", 400, "invalid-key"),
+        (Method::GET, "?key=2001x1/samples/seeding.jpg", 400, "invalid-key"),
+        (Method::GET, long.as_str(), 400, "invalid-key"),
+        (Method::GET, "?key=300x300/samples/missing.jpg", 404, "original-not-found"),
+        (Method::GET, "?key=300x300/notes/readme.jpg", 422, "unsupported-image"),
+        (Method::GET, "?key=300x300/truncated.jpg", 422, "unsupported-image"),
+        (Method::POST, "?key=300x300/samples/seeding.jpg", 405, "method-not-allowed"),
+        (Method::DELETE, "?key=300x300/samples/seeding.jpg", 405, "method-not-allowed"),
+    ];
+    for (method, query, status, code) in cases {
+        refuses(&stack, method, query, status, code).await;
+    }
 }
 
 #[tokio::test]
 async fn sizes_outside_allowed_resolutions_are_forbidden() {
     let stack = Stack::start(&[("ALLOWED_RESOLUTIONS", "300x300,640x,x200")]).await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=301x300/samples/seeding.jpg",
-        403,
-        "resolution-not-allowed",
-    )
-    .await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=300x/samples/seeding.jpg",
-        403,
-        "resolution-not-allowed",
-    )
-    .await;
-    refuses(
-        &stack,
-        Method::GET,
-        "?key=640x640/samples/seeding.jpg",
-        403,
-        "resolution-not-allowed",
-    )
-    .await;
-    for allowed in [
-        "/300x300/samples/seeding.jpg",
-        "/640x/samples/seeding.jpg",
-        "/x200/samples/seeding.jpg",
-    ] {
+    refuses(&stack, Method::GET, "?key=301x300/samples/seeding.jpg", 403, "resolution-not-allowed")
+        .await;
+    refuses(&stack, Method::GET, "?key=300x/samples/seeding.jpg", 403, "resolution-not-allowed")
+        .await;
+    refuses(&stack, Method::GET, "?key=640x640/samples/seeding.jpg", 403, "resolution-not-allowed")
+        .await;
+    for allowed in
+        ["/300x300/samples/seeding.jpg", "/640x/samples/seeding.jpg", "/x200/samples/seeding.jpg"]
+    {
         let chain = stack.follow(Method::GET, allowed).await;
         assert_eq!(chain.statuses(), [307, 307, 200], "{allowed}");
     }
     // Through the website, a forbidden size ends in the resizer's 403 JSON.
-    let chain = stack
-        .follow(Method::GET, "/123x45/samples/seeding.jpg")
-        .await;
+    let chain = stack.follow(Method::GET, "/123x45/samples/seeding.jpg").await;
     assert_eq!(chain.statuses(), [307, 403]);
     assert_eq!(chain.json()["code"], "resolution-not-allowed");
 }
@@ -251,10 +105,7 @@ async fn originals_over_the_byte_or_pixel_limit_are_refused() {
 #[tokio::test]
 async fn boxes_with_more_pixels_than_the_limit_are_refused_before_any_work() {
     let stack = Stack::start(&[("MAX_SOURCE_PIXELS", "1000000")]).await;
-    for query in [
-        "?key=1001x1000/samples/seeding.jpg",
-        "?key=1001x1000/samples/missing.jpg",
-    ] {
+    for query in ["?key=1001x1000/samples/seeding.jpg", "?key=1001x1000/samples/missing.jpg"] {
         refuses(&stack, Method::GET, query, 400, "output-too-large").await;
     }
     // Exactly at the limit it is produced: here an upscale of a small original.
@@ -266,10 +117,7 @@ async fn boxes_with_more_pixels_than_the_limit_are_refused_before_any_work() {
     stack.put("small.png", png, "image/png").await;
     let chain = stack.follow(Method::GET, "/1000x1000/small.png").await;
     assert_eq!(chain.statuses(), [307, 307, 200]);
-    assert_eq!(
-        e2e::inspect(&chain.body),
-        (image::ImageFormat::Png, 1000, 1000)
-    );
+    assert_eq!(e2e::inspect(&chain.body), (image::ImageFormat::Png, 1000, 1000));
     assert_eq!(
         stack.server.object_reads("samples/seeding.jpg"),
         0,
@@ -289,11 +137,7 @@ async fn dead_endpoint() -> String {
 async fn unreachable_storage_is_503() {
     let stack = stack_on(dead_endpoint().await, &[], None).await;
     let (status, json) = error_of(&stack, Method::GET, "?key=300x300/a.jpg").await;
-    assert_eq!(
-        (status, json["code"].as_str()),
-        (503, Some("storage-unavailable")),
-        "{json}"
-    );
+    assert_eq!((status, json["code"].as_str()), (503, Some("storage-unavailable")), "{json}");
     assert!(
         !json["message"].as_str().unwrap().contains("127.0.0.1"),
         "5xx bodies carry no internals: {json}"
@@ -313,11 +157,7 @@ async fn storage_that_does_not_answer_is_504() {
     });
     let stack = stack_on(endpoint, &[("S3_OPERATION_TIMEOUT_MS", "600")], None).await;
     let (status, json) = error_of(&stack, Method::GET, "?key=300x300/a.jpg").await;
-    assert_eq!(
-        (status, json["code"].as_str()),
-        (504, Some("storage-timeout")),
-        "{json}"
-    );
+    assert_eq!((status, json["code"].as_str()), (504, Some("storage-timeout")), "{json}");
     hold.abort();
 }
 
@@ -325,17 +165,8 @@ async fn storage_that_does_not_answer_is_504() {
 async fn storage_refusing_our_signature_is_502() {
     // The embedded store checks SigV4; a resizer holding the wrong secret is refused (403).
     let store = Stack::start(&[]).await;
-    let stack = stack_on(
-        store.server.s3_endpoint.clone(),
-        &[],
-        Some("not-the-secret"),
-    )
-    .await;
+    let stack = stack_on(store.server.s3_endpoint.clone(), &[], Some("not-the-secret")).await;
     let (status, json) = error_of(&stack, Method::GET, "?key=300x300/samples/seeding.jpg").await;
-    assert_eq!(
-        (status, json["code"].as_str()),
-        (502, Some("storage-error")),
-        "{json}"
-    );
+    assert_eq!((status, json["code"].as_str()), (502, Some("storage-error")), "{json}");
     assert!(store.get("300x300/samples/seeding.jpg").await.is_none());
 }

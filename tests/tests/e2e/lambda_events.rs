@@ -27,10 +27,7 @@ async fn a_miss_event_writes_the_derivative_and_answers_307() {
     let stack = Stack::start(&[]).await;
     let resp = resizer::handle(&app(&stack), event("resize_miss.json")).await;
     assert_eq!(resp.status(), 307);
-    assert_eq!(
-        resp.headers()["location"],
-        "https://cdn.example.com/300x300/samples/seeding.jpg"
-    );
+    assert_eq!(resp.headers()["location"], "https://cdn.example.com/300x300/samples/seeding.jpg");
     assert_eq!(resp.headers()["cache-control"], "no-store");
     let (stored, content_type, _) = stack.get("300x300/samples/seeding.jpg").await.unwrap();
     assert_eq!(content_type.as_deref(), Some("image/jpeg"));
@@ -41,9 +38,7 @@ async fn a_miss_event_writes_the_derivative_and_answers_307() {
 async fn the_raw_query_string_is_decoded_exactly_once() {
     let stack = Stack::start(&[]).await;
     let original = "samples/my cat+dog 100% ảnh.jpg";
-    stack
-        .put(original, devserver::SAMPLE_PHOTO.to_vec(), "image/jpeg")
-        .await;
+    stack.put(original, devserver::SAMPLE_PHOTO.to_vec(), "image/jpeg").await;
     let resp = resizer::handle(&app(&stack), event("resize_encoded_key.json")).await;
     assert_eq!(resp.status(), 307, "{:?}", resp.body());
     assert_eq!(
@@ -61,10 +56,7 @@ async fn head_and_stage_prefixed_events_are_served() {
     assert!(stack.get("x200/samples/seeding.jpg").await.is_some());
     let resp = resizer::handle(&app(&stack), event("resize_stage_path.json")).await;
     assert_eq!(resp.status(), 307);
-    assert_eq!(
-        resp.headers()["location"],
-        "https://cdn.example.com/640x/samples/seeding.jpg"
-    );
+    assert_eq!(resp.headers()["location"], "https://cdn.example.com/640x/samples/seeding.jpg");
 }
 
 #[tokio::test]
@@ -76,9 +68,7 @@ async fn bad_events_get_json_errors() {
     ] {
         let resp = resizer::handle(&app(&stack), event(name)).await;
         assert_eq!(resp.status(), status, "{name}");
-        let lambda_http::Body::Text(body) = resp.body() else {
-            panic!("{name}: text body")
-        };
+        let lambda_http::Body::Text(body) = resp.body() else { panic!("{name}: text body") };
         let json: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(json["code"], code, "{name}");
     }

@@ -29,17 +29,15 @@ pub fn two_frame_gif(w: u32, h: u32) -> Vec<u8> {
         let mut enc = image::codecs::gif::GifEncoder::new(&mut out);
         let red = image::RgbaImage::from_pixel(w, h, image::Rgba([255, 0, 0, 255]));
         let blue = image::RgbaImage::from_pixel(w, h, image::Rgba([0, 0, 255, 255]));
-        enc.encode_frames([image::Frame::new(red), image::Frame::new(blue)])
-            .unwrap();
+        enc.encode_frames([image::Frame::new(red), image::Frame::new(blue)]).unwrap();
     }
     out
 }
 
 /// A lossless WebP (the image crate's encoder).
 pub fn webp(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
-    });
+    let img =
+        image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
     let mut out = Vec::new();
     image::DynamicImage::ImageRgb8(img)
         .write_to(&mut Cursor::new(&mut out), image::ImageFormat::WebP)

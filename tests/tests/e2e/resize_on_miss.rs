@@ -14,15 +14,11 @@ async fn first_get_of_a_sized_path_redirects_through_the_resizer_and_serves_the_
         "derivative must not exist yet"
     );
 
-    let chain = stack
-        .follow(Method::GET, "/300x300/samples/seeding.jpg")
-        .await;
+    let chain = stack.follow(Method::GET, "/300x300/samples/seeding.jpg").await;
     assert_eq!(chain.statuses(), [307, 307, 200], "{chain:#?}");
     assert_eq!(
         chain.hops[0].headers["location"],
-        stack
-            .url("/resize?key=300x300/samples/seeding.jpg")
-            .as_str()
+        stack.url("/resize?key=300x300/samples/seeding.jpg").as_str()
     );
     assert_eq!(
         chain.hops[1].headers["location"],
@@ -30,28 +26,18 @@ async fn first_get_of_a_sized_path_redirects_through_the_resizer_and_serves_the_
     );
     assert_eq!(chain.hops[1].headers["cache-control"], "no-store");
     assert_eq!(chain.last().headers["content-type"], "image/jpeg");
-    assert_eq!(
-        chain.last().headers["cache-control"],
-        "public, max-age=31536000, immutable"
-    );
+    assert_eq!(chain.last().headers["cache-control"], "public, max-age=31536000, immutable");
     assert_eq!(inspect(&chain.body), (ImageFormat::Jpeg, 300, 300));
 
     // Stored through S3 with its headers.
-    let (stored, content_type, cache_control) = stack
-        .get("300x300/samples/seeding.jpg")
-        .await
-        .expect("stored");
+    let (stored, content_type, cache_control) =
+        stack.get("300x300/samples/seeding.jpg").await.expect("stored");
     assert_eq!(stored, chain.body);
     assert_eq!(content_type.as_deref(), Some("image/jpeg"));
-    assert_eq!(
-        cache_control.as_deref(),
-        Some("public, max-age=31536000, immutable")
-    );
+    assert_eq!(cache_control.as_deref(), Some("public, max-age=31536000, immutable"));
 
     // The second request is a plain hit.
-    let chain = stack
-        .follow(Method::GET, "/300x300/samples/seeding.jpg")
-        .await;
+    let chain = stack.follow(Method::GET, "/300x300/samples/seeding.jpg").await;
     assert_eq!(chain.statuses(), [200]);
     assert_eq!(chain.body, stored);
 
@@ -88,15 +74,9 @@ fn e2e_small_jpeg() -> Vec<u8> {
 async fn output_format_follows_the_bytes_not_the_name() {
     let stack = Stack::start(&[]).await;
     // A PNG stored under a .jpg name and with a wrong Content-Type stays a PNG, alpha kept.
-    stack
-        .put("misnamed.jpg", crate::png_with_alpha(80, 40), "image/jpeg")
-        .await;
-    stack
-        .put("anim.gif", crate::two_frame_gif(40, 40), "image/gif")
-        .await;
-    stack
-        .put("pic.webp", crate::webp(60, 30), "image/webp")
-        .await;
+    stack.put("misnamed.jpg", crate::png_with_alpha(80, 40), "image/jpeg").await;
+    stack.put("anim.gif", crate::two_frame_gif(40, 40), "image/gif").await;
+    stack.put("pic.webp", crate::webp(60, 30), "image/webp").await;
 
     let chain = stack.follow(Method::GET, "/40x20/misnamed.jpg").await;
     assert_eq!(chain.statuses(), [307, 307, 200]);
@@ -119,9 +99,7 @@ async fn output_format_follows_the_bytes_not_the_name() {
 async fn keys_with_spaces_plus_percent_and_non_ascii_work_end_to_end() {
     let stack = Stack::start(&[]).await;
     let original = "samples/my cat+dog 100% ảnh 고양이.jpg";
-    stack
-        .put(original, SAMPLE_PHOTO.to_vec(), "image/jpeg")
-        .await;
+    stack.put(original, SAMPLE_PHOTO.to_vec(), "image/jpeg").await;
     let path = format!("/x100/{}", resizer::key::encode_key_path(original));
     assert!(path.contains("%2B") && path.contains("%25") && path.contains("%20"));
     let chain = stack.follow(Method::GET, &path).await;
@@ -130,30 +108,18 @@ async fn keys_with_spaces_plus_percent_and_non_ascii_work_end_to_end() {
     let keys = stack.keys().await;
     assert!(keys.contains(&format!("x100/{original}")), "{keys:?}");
     // Exactly the one derivative was written, under the decoded key.
-    assert_eq!(
-        keys.iter().filter(|k| k.starts_with("x100/")).count(),
-        1,
-        "{keys:?}"
-    );
+    assert_eq!(keys.iter().filter(|k| k.starts_with("x100/")).count(), 1, "{keys:?}");
 }
 
 #[tokio::test]
 async fn head_requests_follow_the_same_chain() {
     let stack = Stack::start(&[]).await;
-    let chain = stack
-        .follow(Method::HEAD, "/200x100/samples/seeding.jpg")
-        .await;
+    let chain = stack.follow(Method::HEAD, "/200x100/samples/seeding.jpg").await;
     assert_eq!(chain.statuses(), [307, 307, 200]);
     assert_eq!(chain.last().headers["content-type"], "image/jpeg");
-    let (stored, _, _) = stack
-        .get("200x100/samples/seeding.jpg")
-        .await
-        .expect("HEAD created it");
+    let (stored, _, _) = stack.get("200x100/samples/seeding.jpg").await.expect("HEAD created it");
     assert_eq!(inspect(&stored), (ImageFormat::Jpeg, 200, 100));
-    assert_eq!(
-        chain.last().headers["content-length"],
-        stored.len().to_string().as_str()
-    );
+    assert_eq!(chain.last().headers["content-length"], stored.len().to_string().as_str());
 }
 
 #[tokio::test]
@@ -172,15 +138,8 @@ async fn racing_misses_for_one_new_size_all_succeed_with_one_object() {
     // written exactly once (never overwritten).
     assert_eq!(stack.server.object_reads("samples/seeding.jpg"), 1);
     assert_eq!(stack.server.object_writes("256x256/samples/seeding.jpg"), 1);
-    assert_eq!(
-        stack.server.object_writes("samples/seeding.jpg"),
-        1,
-        "only the start-up upload"
-    );
-    assert_eq!(
-        &stack.get("samples/seeding.jpg").await.unwrap().0[..],
-        SAMPLE_PHOTO
-    );
+    assert_eq!(stack.server.object_writes("samples/seeding.jpg"), 1, "only the start-up upload");
+    assert_eq!(&stack.get("samples/seeding.jpg").await.unwrap().0[..], SAMPLE_PHOTO);
 }
 
 #[tokio::test]
@@ -205,18 +164,8 @@ async fn racing_misses_across_two_resizer_instances_share_the_store_safely() {
     for hop in futures::future::join_all(tasks).await {
         assert_eq!(hop.status, 307, "{hop:#?}");
     }
-    let (stored, _, _) = a
-        .get("500x500/samples/seeding.jpg")
-        .await
-        .expect("one derivative");
+    let (stored, _, _) = a.get("500x500/samples/seeding.jpg").await.expect("one derivative");
     assert_eq!(inspect(&stored), (ImageFormat::Jpeg, 500, 500));
-    assert_eq!(
-        a.keys()
-            .await
-            .iter()
-            .filter(|k| k.starts_with("500x500/"))
-            .count(),
-        1
-    ); // Written once: the other instance's create-only write lost (412) instead of replacing it.
+    assert_eq!(a.keys().await.iter().filter(|k| k.starts_with("500x500/")).count(), 1); // Written once: the other instance's create-only write lost (412) instead of replacing it.
     assert_eq!(a.server.object_writes("500x500/samples/seeding.jpg"), 1);
 }

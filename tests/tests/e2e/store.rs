@@ -23,11 +23,8 @@ async fn create_only_writes_never_overwrite_even_when_racing() {
         }
     });
     let results = futures::future::join_all(writes).await;
-    let winners: Vec<u8> = results
-        .iter()
-        .filter(|(_, o)| *o == PutOutcome::Created)
-        .map(|(i, _)| *i)
-        .collect();
+    let winners: Vec<u8> =
+        results.iter().filter(|(_, o)| *o == PutOutcome::Created).map(|(i, _)| *i).collect();
     assert_eq!(winners.len(), 1, "{results:?}");
     let (body, _, _) = stack.get("race/one.bin").await.unwrap();
     assert_eq!(
@@ -42,10 +39,7 @@ async fn create_only_writes_never_overwrite_even_when_racing() {
         .await
         .unwrap();
     assert_eq!(again, PutOutcome::AlreadyExisted);
-    assert_eq!(
-        &stack.get("race/one.bin").await.unwrap().0[..],
-        &vec![winners[0]; 64 * 1024][..]
-    );
+    assert_eq!(&stack.get("race/one.bin").await.unwrap().0[..], &vec![winners[0]; 64 * 1024][..]);
 }
 
 #[tokio::test]
@@ -58,29 +52,17 @@ async fn missing_objects_and_size_limits_are_normalised_at_the_boundary() {
     let size = devserver::SAMPLE_PHOTO.len() as u64;
     assert_eq!(
         store.get("samples/seeding.jpg", size - 1).await,
-        Err(StoreError::TooLarge {
-            size,
-            limit: size - 1
-        })
+        Err(StoreError::TooLarge { size, limit: size - 1 })
     );
-    assert_eq!(
-        store.get("samples/seeding.jpg", size).await.unwrap().len() as u64,
-        size
-    );
+    assert_eq!(store.get("samples/seeding.jpg", size).await.unwrap().len() as u64, size);
 }
 
 #[tokio::test]
 async fn the_store_rejects_unsigned_and_badly_signed_requests() {
     let stack = Stack::start(&[]).await;
-    let url = format!(
-        "{}/{}/samples/seeding.jpg",
-        stack.server.s3_endpoint, stack.server.bucket
-    );
+    let url = format!("{}/{}/samples/seeding.jpg", stack.server.s3_endpoint, stack.server.bucket);
     let (hop, _) = stack.request(reqwest::Method::GET, &url).await;
-    assert_eq!(
-        hop.status, 403,
-        "anonymous GET must be refused by SigV4 auth"
-    );
+    assert_eq!(hop.status, 403, "anonymous GET must be refused by SigV4 auth");
     let wrong = devserver::s3_client(
         &stack.server.s3_endpoint,
         devserver::DEFAULT_ACCESS_KEY,

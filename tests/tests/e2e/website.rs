@@ -6,9 +6,7 @@ use reqwest::Method;
 #[tokio::test]
 async fn objects_are_served_with_their_stored_headers() {
     let stack = Stack::start(&[]).await;
-    let (hop, body) = stack
-        .request(Method::GET, &stack.url("/samples/seeding.jpg"))
-        .await;
+    let (hop, body) = stack.request(Method::GET, &stack.url("/samples/seeding.jpg")).await;
     assert_eq!(hop.status, 200);
     assert_eq!(hop.headers["content-type"], "image/jpeg");
     assert_eq!(&body[..], devserver::SAMPLE_PHOTO);
@@ -31,10 +29,7 @@ async fn the_index_document_answers_the_root() {
     let stack = Stack::start(&[]).await;
     let (hop, body) = stack.request(Method::GET, &stack.url("/")).await;
     assert_eq!(hop.status, 200);
-    assert!(hop.headers["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/html"));
+    assert!(hop.headers["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(String::from_utf8_lossy(&body).contains("300x300/samples/seeding.jpg"));
 }
 
@@ -46,9 +41,7 @@ async fn a_miss_outside_the_derivative_grammar_ends_in_a_json_400() {
     let chain = stack.follow(Method::GET, "/photos/missing.jpg").await;
     assert_eq!(chain.statuses(), [307, 400]);
     assert_eq!(chain.json()["code"], "invalid-key");
-    let chain = stack
-        .follow(Method::GET, "/300x300/samples/missing.jpg")
-        .await;
+    let chain = stack.follow(Method::GET, "/300x300/samples/missing.jpg").await;
     assert_eq!(chain.statuses(), [307, 404]);
     assert_eq!(chain.json()["code"], "original-not-found");
 }
@@ -56,9 +49,7 @@ async fn a_miss_outside_the_derivative_grammar_ends_in_a_json_400() {
 #[tokio::test]
 async fn website_endpoint_refuses_writes() {
     let stack = Stack::start(&[]).await;
-    let (hop, _) = stack
-        .request(Method::PUT, &stack.url("/samples/seeding.jpg"))
-        .await;
+    let (hop, _) = stack.request(Method::PUT, &stack.url("/samples/seeding.jpg")).await;
     assert_eq!(hop.status, 405);
 }
 
@@ -69,13 +60,8 @@ async fn rules_without_a_matching_rule_give_s3s_404_page() {
     let stack = Stack::start_with(&[], |o| o.rules_template = rules.into()).await;
     let chain = stack.follow(Method::GET, "/old/seeding.jpg").await;
     assert_eq!(chain.statuses(), [302, 200]);
-    assert_eq!(
-        chain.hops[0].headers["location"],
-        stack.url("/samples/seeding.jpg").as_str()
-    );
-    let (hop, _) = stack
-        .request(Method::GET, &stack.url("/300x300/samples/seeding.jpg"))
-        .await;
+    assert_eq!(chain.hops[0].headers["location"], stack.url("/samples/seeding.jpg").as_str());
+    let (hop, _) = stack.request(Method::GET, &stack.url("/300x300/samples/seeding.jpg")).await;
     assert_eq!(hop.status, 404);
     assert_eq!(hop.headers["x-amz-error-code"], "NoSuchKey");
 }
