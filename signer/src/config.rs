@@ -1,0 +1,265 @@
+//! The signer's configuration, parsed and validated once at start-up. The parser takes a
+//! lookup function, so tests pass a map and never touch the process environment.
+
+use std::time::Duration;
+
+use crate::keys::HashAlgorithm;
+
+/// Default lifetime of a signed URL or cookie set when the caller does not ask (1 hour).
+pub const DEFAULT_SIGNED_TTL_SECS: u64 = 3600;
+/// Default longest lifetime a caller may ask for (1 day).
+pub const DEFAULT_MAX_SIGNED_TTL_SECS: u64 = 86_400;
+/// Default lifetime of upload URLs and forms (15 minutes).
+pub const DEFAULT_UPLOAD_TTL_SECS: u64 = 900;
+/// Default largest upload (50 MB, the resizer's default MAX_SOURCE_BYTES).
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 50_000_000;
+/// Default multipart part size (8 MiB).
+pub const DEFAULT_PART_BYTES: u64 = 8 * 1024 * 1024;
+/// S3's smallest part (all but the last).
+pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+
+/// Where the CloudFront private key comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// CLOUDFRONT_PRIVATE_KEY: the PEM itself (local development, tests).
+    Pem(String),
+    /// CLOUDFRONT_PRIVATE_KEY_SECRET_ARN: a Secrets Manager secret whose string is the PEM.
+    SecretArn(String),
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Pem(_) => f.write_str("Pem(<redacted>)"),
+            Self::SecretArn(arn) => write!(f, "SecretArn({arn})"),
+        }
+    }
+}
+
+/// Everything the signer reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// CLOUDFRONT_KEY_PAIR_ID: the public key's id in the distribution's key group.
+    pub key_pair_id: String,
+    /// CLOUDFRONT_PRIVATE_KEY or CLOUDFRONT_PRIVATE_KEY_SECRET_ARN.
+    pub key_source: KeySource,
+    /// CLOUDFRONT_HASH_ALGORITHM: SHA1 (default) or SHA256.
+    pub hash: HashAlgorithm,
+    /// SIGNED_URL_TTL: lifetime when the caller does not ask.
+    pub default_ttl: Duration,
+    /// SIGNED_URL_MAX_TTL: the longest lifetime a caller may ask for.
+    pub max_ttl: Duration,
+    /// UPLOAD_URL_TTL: lifetime of upload URLs, forms and part URLs.
+    pub upload_ttl: Duration,
+    /// MAX_UPLOAD_BYTES: the largest original a user may upload.
+    pub max_upload_bytes: u64,
+    /// MULTIPART_PART_BYTES: the part size for multipart uploads.
+    pub part_bytes: u64,
+    /// BUCKET.
+    pub bucket: String,
+    /// PUBLIC_BASE_URL: the CloudFront (or devserver) origin signed URLs point at, no
+    /// trailing slash.
+    pub public_base_url: String,
+    /// COOKIE_DOMAIN: the cookies' Domain attribute, if any.
+    pub cookie_domain: Option<String>,
+    /// COOKIE_SECURE: whether cookies carry `Secure` (default true).
+    pub cookie_secure: bool,
+    /// GALLERY_CLAIM: the JWT claim listing the galleries a user may open.
+    pub gallery_claim: String,
+    /// S3_FORCE_PATH_STYLE: path-style S3 URLs (local S3-compatible servers).
+    pub force_path_style: bool,
+}
+
+/// A configuration variable that is missing or invalid. The message names it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {problem}")]
+pub struct ConfigError {
+    /// The variable.
+    pub name: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+fn err(name: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { name, problem: problem.into() }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Parses the configuration from any lookup.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let text =
+            |name: &'static str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let required = |name: &'static str| text(name).ok_or_else(|| err(name, "must be set"));
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match text(name) {
+                None => Ok(default),
+                Some(v) => v.parse().map_err(|_| err(name, format!("{v:?} is not a whole number"))),
+            }
+        };
+        let flag = |name: &'static str, default: bool| -> Result<bool, ConfigError> {
+            match text(name).map(|v| v.to_ascii_lowercase()) {
+                None => Ok(default),
+                Some(v) if v == "true" || v == "1" => Ok(true),
+                Some(v) if v == "false" || v == "0" => Ok(false),
+                Some(v) => Err(err(name, format!("{v:?} is not true or false"))),
+            }
+        };
+
+        let key_pair_id = required("CLOUDFRONT_KEY_PAIR_ID")?;
+        if !key_pair_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(err(
+                "CLOUDFRONT_KEY_PAIR_ID",
+                "must be letters and digits (a CloudFront public key id)",
+            ));
+        }
+        // The PEM is read raw: trimming is fine, but its line breaks must survive.
+        let key_source =
+            match (text("CLOUDFRONT_PRIVATE_KEY"), text("CLOUDFRONT_PRIVATE_KEY_SECRET_ARN")) {
+                (Some(pem), None) => KeySource::Pem(pem.replace("\\n", "\n")),
+                (None, Some(arn)) if arn.starts_with("arn:") => KeySource::SecretArn(arn),
+                (None, Some(arn)) => {
+                    return Err(err(
+                        "CLOUDFRONT_PRIVATE_KEY_SECRET_ARN",
+                        format!("{arn:?} is not an ARN"),
+                    ))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(err(
+                        "CLOUDFRONT_PRIVATE_KEY",
+                        "set CLOUDFRONT_PRIVATE_KEY or CLOUDFRONT_PRIVATE_KEY_SECRET_ARN, not both",
+                    ))
+                }
+                (None, None) => {
+                    return Err(err(
+                        "CLOUDFRONT_PRIVATE_KEY",
+                        "set CLOUDFRONT_PRIVATE_KEY (PEM) or CLOUDFRONT_PRIVATE_KEY_SECRET_ARN",
+                    ))
+                }
+            };
+        let hash = match text("CLOUDFRONT_HASH_ALGORITHM") {
+            None => HashAlgorithm::Sha1,
+            Some(v) => HashAlgorithm::parse(&v).ok_or_else(|| {
+                err("CLOUDFRONT_HASH_ALGORITHM", format!("{v:?} is not SHA1 or SHA256"))
+            })?,
+        };
+        let default_ttl = number("SIGNED_URL_TTL", DEFAULT_SIGNED_TTL_SECS)?;
+        let max_ttl = number("SIGNED_URL_MAX_TTL", DEFAULT_MAX_SIGNED_TTL_SECS)?;
+        if default_ttl == 0 || default_ttl > max_ttl {
+            return Err(err(
+                "SIGNED_URL_TTL",
+                format!("{default_ttl} must be between 1 and SIGNED_URL_MAX_TTL ({max_ttl})"),
+            ));
+        }
+        let upload_ttl = number("UPLOAD_URL_TTL", DEFAULT_UPLOAD_TTL_SECS)?;
+        // SigV4 presigned URLs live at most 7 days.
+        if upload_ttl == 0 || upload_ttl > 604_800 {
+            return Err(err("UPLOAD_URL_TTL", "must be between 1 and 604800 seconds"));
+        }
+        let max_upload_bytes = number("MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)?;
+        if max_upload_bytes == 0 || max_upload_bytes > 5 * 1024 * 1024 * 1024 * 1024 {
+            return Err(err("MAX_UPLOAD_BYTES", "must be between 1 byte and 5 TiB"));
+        }
+        let part_bytes = number("MULTIPART_PART_BYTES", DEFAULT_PART_BYTES)?;
+        if !(MIN_PART_BYTES..=5 * 1024 * 1024 * 1024).contains(&part_bytes) {
+            return Err(err(
+                "MULTIPART_PART_BYTES",
+                "must be between 5 MiB and 5 GiB (S3's part limits)",
+            ));
+        }
+        let public_base_url = required("PUBLIC_BASE_URL")?.trim_end_matches('/').to_owned();
+        if !(public_base_url.starts_with("https://") || public_base_url.starts_with("http://"))
+            || public_base_url.chars().any(|c| c.is_whitespace() || !c.is_ascii())
+        {
+            return Err(err(
+                "PUBLIC_BASE_URL",
+                format!("{public_base_url:?} is not an http(s) URL"),
+            ));
+        }
+        let cookie_domain = text("COOKIE_DOMAIN");
+        if let Some(domain) = &cookie_domain {
+            if !domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+                return Err(err("COOKIE_DOMAIN", format!("{domain:?} is not a domain name")));
+            }
+        }
+        let gallery_claim = text("GALLERY_CLAIM").unwrap_or_else(|| "galleries".into());
+        Ok(Self {
+            key_pair_id,
+            key_source,
+            hash,
+            default_ttl: Duration::from_secs(default_ttl),
+            max_ttl: Duration::from_secs(max_ttl),
+            upload_ttl: Duration::from_secs(upload_ttl),
+            max_upload_bytes,
+            part_bytes,
+            bucket: required("BUCKET")?,
+            public_base_url,
+            cookie_domain,
+            cookie_secure: flag("COOKIE_SECURE", true)?,
+            gallery_claim,
+            force_path_style: flag("S3_FORCE_PATH_STYLE", false)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut map: HashMap<&str, &str> = HashMap::from([
+            ("CLOUDFRONT_KEY_PAIR_ID", "K2JCJMDEHXQW5F"),
+            (
+                "CLOUDFRONT_PRIVATE_KEY",
+                "-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----",
+            ),
+            ("BUCKET", "images"),
+            ("PUBLIC_BASE_URL", "https://cdn.example.com/"),
+        ]);
+        for (k, v) in pairs {
+            map.insert(k, v);
+        }
+        Config::from_lookup(|k| map.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn defaults_apply_and_escaped_newlines_become_real_ones() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.public_base_url, "https://cdn.example.com");
+        assert_eq!(c.hash, HashAlgorithm::Sha1);
+        assert_eq!(c.upload_ttl, Duration::from_secs(900));
+        assert!(c.cookie_secure);
+        let KeySource::Pem(pem) = c.key_source else { panic!("expected a PEM") };
+        assert!(pem.contains("KEY-----\nAAAA\n"));
+    }
+
+    #[test]
+    fn each_bad_variable_is_named() {
+        for (name, value) in [
+            ("CLOUDFRONT_KEY_PAIR_ID", "K-1"),
+            ("CLOUDFRONT_HASH_ALGORITHM", "MD5"),
+            ("SIGNED_URL_TTL", "100000"),
+            ("UPLOAD_URL_TTL", "0"),
+            ("MAX_UPLOAD_BYTES", "x"),
+            ("MULTIPART_PART_BYTES", "1000"),
+            ("PUBLIC_BASE_URL", "cdn.example.com"),
+            ("COOKIE_DOMAIN", "a b"),
+            ("COOKIE_SECURE", "maybe"),
+            ("CLOUDFRONT_PRIVATE_KEY_SECRET_ARN", "arn:aws:secretsmanager:x"),
+        ] {
+            let e = parse(&[(name, value)]).unwrap_err();
+            let expected = if name == "CLOUDFRONT_PRIVATE_KEY_SECRET_ARN" {
+                "CLOUDFRONT_PRIVATE_KEY"
+            } else {
+                name
+            };
+            assert_eq!(e.name, expected, "{name}={value}: {e}");
+        }
+        assert_eq!(parse(&[("BUCKET", " ")]).unwrap_err().name, "BUCKET");
+    }
+}
