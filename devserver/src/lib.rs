@@ -9,6 +9,9 @@
 //!
 //! Used by `main.rs` and by the end-to-end tests, which start it on ephemeral ports.
 
+pub mod api;
+pub mod auth;
+pub mod private;
 pub mod site;
 pub mod store;
 pub mod website;
@@ -33,6 +36,14 @@ pub const REGION: &str = "us-east-1";
 pub const SAMPLE_PHOTO: &[u8] = include_bytes!("../../samples/seeding.jpg");
 /// The project's website-rules.json as of this build; `--rules` reads another file.
 pub const RULES_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../website-rules.json");
+/// The key pair id of the devserver's CloudFront key unless another is given.
+pub const DEV_KEY_PAIR_ID: &str = "KDEVSERVER";
+/// The sample photograph's copy in the private demo gallery.
+pub const PRIVATE_SAMPLE_KEY: &str = "private/galleries/demo/seeding.jpg";
+
+/// The client address of a connection, put in every request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
 
 /// How to start the stack.
 #[derive(Debug, Clone)]
@@ -58,6 +69,14 @@ pub struct Options {
     pub resizer_env: HashMap<String, String>,
     /// Upload the sample photograph and an index page when they are missing.
     pub upload_samples: bool,
+    /// The CloudFront private key (PEM). `None` generates an RSA-2048 key at start-up.
+    pub cloudfront_private_key: Option<String>,
+    /// Signer settings (CLOUDFRONT_KEY_PAIR_ID, CLOUDFRONT_HASH_ALGORITHM, SIGNED_URL_TTL,
+    /// MAX_UPLOAD_BYTES, ...). BUCKET, PUBLIC_BASE_URL, the private key and
+    /// S3_FORCE_PATH_STYLE are set by the devserver.
+    pub signer_env: HashMap<String, String>,
+    /// PRIVATE_PATHS: the path patterns that need a signature.
+    pub private_paths: String,
 }
 
 impl Options {
@@ -74,6 +93,9 @@ impl Options {
             rules_template,
             resizer_env: HashMap::new(),
             upload_samples: true,
+            cloudfront_private_key: None,
+            signer_env: HashMap::new(),
+            private_paths: signer::pattern::PrivatePaths::DEFAULT.into(),
         }
     }
 }
@@ -89,6 +111,8 @@ pub struct DevServer {
     client: aws_sdk_s3::Client,
     counters: store::Counters,
     tasks: Vec<JoinHandle<()>>,
+    cloudfront: signer::cloudfront::CloudFrontSigner,
+    cloudfront_public_key: String,
 }
 
 impl Drop for DevServer {
@@ -113,6 +137,16 @@ impl DevServer {
     /// Successful PutObject writes of `key` in the embedded store (0 with an external store).
     pub fn object_writes(&self, key: &str) -> usize {
         self.counters.writes.get(key)
+    }
+
+    /// A signer with the stack's CloudFront key (tests sign with it directly).
+    pub fn cloudfront_signer(&self) -> &signer::cloudfront::CloudFrontSigner {
+        &self.cloudfront
+    }
+
+    /// The public key (PEM) the private-path check trusts.
+    pub fn cloudfront_public_key(&self) -> &str {
+        &self.cloudfront_public_key
     }
 
     /// Starts the store (unless external), creates the bucket, uploads samples, and serves
@@ -157,6 +191,32 @@ impl DevServer {
             Some(resizer::handler::timeouts(&config)),
         );
 
+        let pem = match &opts.cloudfront_private_key {
+            Some(pem) => pem.clone(),
+            None => generate_rsa_key()?,
+        };
+        let mut signer_env = opts.signer_env.clone();
+        signer_env.entry("CLOUDFRONT_KEY_PAIR_ID".into()).or_insert_with(|| DEV_KEY_PAIR_ID.into());
+        signer_env.insert("CLOUDFRONT_PRIVATE_KEY".into(), pem);
+        signer_env.insert("BUCKET".into(), opts.bucket.clone());
+        signer_env.insert("PUBLIC_BASE_URL".into(), website_url.clone());
+        signer_env.insert("S3_FORCE_PATH_STYLE".into(), "true".into());
+        // The devserver speaks plain HTTP; browsers drop Secure cookies set over it.
+        signer_env.entry("COOKIE_SECURE".into()).or_insert_with(|| "false".into());
+        let signer_config = signer::config::Config::from_lookup(|k| signer_env.get(k).cloned())
+            .context("signer configuration")?;
+        let sdk = sdk_config(&s3_endpoint, &opts.access_key, &opts.secret_key);
+        let signer_app =
+            signer::handler::App::build(signer_config, &sdk).await.context("signer start-up")?;
+        let cloudfront = signer_app.signer.clone();
+        let verifying = cloudfront.key().verifying_key().context("the CloudFront public key")?;
+        let cloudfront_public_key =
+            cloudfront.key().public_key_pem().context("the CloudFront public key")?;
+        let mut keys = signer::cloudfront::TrustedKeys::new();
+        keys.insert(cloudfront.key_pair_id(), verifying);
+        let paths = signer::pattern::PrivatePaths::parse(&opts.private_paths)
+            .map_err(|e| anyhow::anyhow!("PRIVATE_PATHS: {e}"))?;
+
         let mut devserver = Self {
             website_url,
             s3_endpoint,
@@ -164,6 +224,8 @@ impl DevServer {
             client: client.clone(),
             counters,
             tasks,
+            cloudfront,
+            cloudfront_public_key,
         };
         if opts.s3_endpoint.is_none() {
             devserver.ensure_bucket().await?;
@@ -178,6 +240,9 @@ impl DevServer {
             bucket: opts.bucket.clone(),
             resizer: resizer::App::new(config, client),
             host,
+            signer: signer_app,
+            auth: auth::DevAuth::new(),
+            guard: private::PrivateGuard { paths, keys },
         });
         let service = hyper::service::service_fn(move |req| site::serve(Arc::clone(&site), req));
         devserver.tasks.push(tokio::spawn(serve_http(listener, service)));
@@ -204,6 +269,7 @@ impl DevServer {
         let index = include_str!("index.html");
         for (key, body, content_type, cache_control) in [
             ("samples/seeding.jpg", SAMPLE_PHOTO, "image/jpeg", "public, max-age=3600"),
+            (PRIVATE_SAMPLE_KEY, SAMPLE_PHOTO, "image/jpeg", "private, max-age=3600"),
             ("index.html", index.as_bytes(), "text/html; charset=utf-8", "no-cache"),
         ] {
             let outcome = store
@@ -216,6 +282,27 @@ impl DevServer {
         }
         Ok(())
     }
+}
+
+/// Generates an RSA-2048 CloudFront key (PKCS#8 PEM) for a development run.
+fn generate_rsa_key() -> anyhow::Result<String> {
+    let rsa = openssl::rsa::Rsa::generate(2048).context("generating the CloudFront key")?;
+    let pkey = openssl::pkey::PKey::from_rsa(rsa)?;
+    Ok(String::from_utf8(pkey.private_key_to_pem_pkcs8()?)?)
+}
+
+/// The AWS SDK configuration for the store: fixed credentials, its endpoint, one region.
+pub fn sdk_config(endpoint: &str, access_key: &str, secret_key: &str) -> aws_config::SdkConfig {
+    let credentials =
+        aws_credential_types::Credentials::new(access_key, secret_key, None, None, "devserver");
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+            credentials,
+        ))
+        .build()
 }
 
 /// An S3 client for an S3-compatible endpoint on loopback: path-style, fixed credentials.
@@ -254,14 +341,20 @@ where
 {
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     loop {
-        let (socket, _) = match listener.accept().await {
+        let (socket, peer) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!("accept: {e}");
                 continue;
             }
         };
-        let conn = builder.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+        let inner = service.clone();
+        let service =
+            hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(PeerAddr(peer));
+                inner.call(req)
+            });
+        let conn = builder.serve_connection(TokioIo::new(socket), service).into_owned();
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!("connection: {e}");

@@ -51,6 +51,21 @@ const RESIZER_VARS: &[&str] = &[
     "S3_OPERATION_TIMEOUT_MS",
 ];
 
+/// The signer's own variables, passed through from the environment (the private key, the
+/// bucket, PUBLIC_BASE_URL and S3_FORCE_PATH_STYLE are the devserver's).
+const SIGNER_VARS: &[&str] = &[
+    "CLOUDFRONT_KEY_PAIR_ID",
+    "CLOUDFRONT_HASH_ALGORITHM",
+    "SIGNED_URL_TTL",
+    "SIGNED_URL_MAX_TTL",
+    "UPLOAD_URL_TTL",
+    "MAX_UPLOAD_BYTES",
+    "MULTIPART_PART_BYTES",
+    "COOKIE_DOMAIN",
+    "COOKIE_SECURE",
+    "GALLERY_CLAIM",
+];
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -71,6 +86,14 @@ async fn main() -> anyhow::Result<()> {
     opts.access_key = cli.access_key;
     opts.secret_key = cli.secret_key;
     opts.upload_samples = !cli.no_samples;
+    opts.cloudfront_private_key = std::env::var("CLOUDFRONT_PRIVATE_KEY").ok();
+    if let Ok(paths) = std::env::var("PRIVATE_PATHS") {
+        opts.private_paths = paths;
+    }
+    opts.signer_env = SIGNER_VARS
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
+        .collect();
     opts.resizer_env = RESIZER_VARS
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
@@ -86,6 +109,10 @@ async fn main() -> anyhow::Result<()> {
          \n  200 high             {w}/x200/samples/seeding.jpg\
          \n  the original         {w}/samples/seeding.jpg\
          \n  resizer (direct)     {w}/resize?key=300x300/samples/seeding.jpg\
+         \n\n  private (403 unless signed) {w}/300x300/{private}\
+         \n  sign in (dev only)   TOKEN=$(curl -s -X POST {w}/api/dev/sign-in -d '{{\"user\":\"alice\",\"galleries\":[\"demo\"]}}' | jq -r .token)\
+         \n  gallery cookies      curl -si -X POST {w}/api/sign-cookies -H \"Authorization: Bearer $TOKEN\" -d '{{\"gallery\":\"demo\"}}'\
+         \n  signer API           docs/SIGNER.md\
          \n\n  S3 endpoint          {s3}  bucket {b}\
          \n  aws cli              AWS_ACCESS_KEY_ID={access_key} AWS_SECRET_ACCESS_KEY={secret_key} AWS_REGION={region} \\\
          \n                         aws --endpoint-url {s3} s3 ls s3://{b}/ --recursive\
@@ -93,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
         s3 = server.s3_endpoint,
         b = server.bucket,
         region = devserver::REGION,
+        private = devserver::PRIVATE_SAMPLE_KEY,
     );
     tokio::signal::ctrl_c().await?;
     Ok(())

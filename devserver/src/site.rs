@@ -11,7 +11,10 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::auth::DevAuth;
+use crate::private::{refused, PrivateGuard};
 use crate::website::{Origin, WebsiteConfiguration};
+use crate::PeerAddr;
 
 /// Everything the website endpoint needs.
 pub struct Site {
@@ -25,6 +28,12 @@ pub struct Site {
     pub resizer: resizer::App,
     /// `host:port` this endpoint answers on, for redirects that keep the host.
     pub host: String,
+    /// The signer, mounted in-process at `/api/`.
+    pub signer: signer::handler::App,
+    /// Development sign-in (the JWT authorizer's stand-in).
+    pub auth: DevAuth,
+    /// The CloudFront-like check on private paths.
+    pub guard: PrivateGuard,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -34,12 +43,47 @@ pub async fn serve(
     site: Arc<Site>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Reply, Infallible> {
-    let reply = if req.uri().path() == "/resize" {
+    let client_ip = req
+        .extensions()
+        .get::<PeerAddr>()
+        .map(|p| p.0.ip())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    let path = req.uri().path().to_owned();
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or(&site.host)
+        .to_owned();
+    let reply = if path == "/resize" {
+        // A miss on a private sized path reaches the resizer only with a signature that
+        // opens that sized path (the 307 chain carries cookies, not query parameters).
+        if let Some(key) = resize_key(req.uri().query()) {
+            let derivative = format!("/{}", resizer::key::encode_key_path(&key));
+            let url = format!("http://{host}{derivative}");
+            if let Err(refusal) = site.guard.check(&derivative, &url, req.headers(), client_ip) {
+                return Ok(refused(refusal));
+            }
+        }
         resize(&site, req).await
+    } else if path.starts_with("/api/") {
+        crate::api::serve(&site.signer, &site.auth, req, client_ip).await
     } else {
-        website(&site, req.method(), req.uri().path(), req.headers()).await
+        let url = format!(
+            "http://{host}{}",
+            req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/")
+        );
+        if let Err(refusal) = site.guard.check(&path, &url, req.headers(), client_ip) {
+            return Ok(refused(refusal));
+        }
+        website(&site, req.method(), &path, req.headers()).await
     };
     Ok(reply)
+}
+
+/// The resizer's `key` parameter, decoded as the resizer decodes it.
+fn resize_key(query: Option<&str>) -> Option<String> {
+    resizer::key::decode_key_param(query).ok().flatten()
 }
 
 /// Hands the request to the resizer's own `handle`, as lambda_http would.

@@ -63,6 +63,11 @@ impl CloudFrontSigner {
         self.hash
     }
 
+    /// The key that signs.
+    pub fn key(&self) -> &SigningKey {
+        &self.key
+    }
+
     /// Signs `url` under `policy`: a canned policy (exact URL, expiry only) gives
     /// `Expires=`, anything else `Policy=`. The parameters follow the URL's own query.
     pub fn sign_url(&self, url: &str, policy: &Policy) -> Result<String, SignError> {

@@ -114,10 +114,31 @@ impl Stack {
 
     /// Follows redirects by hand (at most 10), recording every hop.
     pub async fn follow(&self, method: reqwest::Method, path: &str) -> Chain {
-        let mut url = self.url(path);
+        self.follow_with(method, path, None).await
+    }
+
+    /// Like [`Stack::follow`], sending `cookie` (a `Cookie` header value) on every hop, as a
+    /// browser sends a site's cookies along its redirect chain.
+    pub async fn follow_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        cookie: Option<&str>,
+    ) -> Chain {
+        let mut url = if path.starts_with("http") { path.to_owned() } else { self.url(path) };
         let mut hops = Vec::new();
         for _ in 0..10 {
-            let (hop, body) = self.request(method.clone(), &url).await;
+            let mut req = self.http.request(method.clone(), &url);
+            if let Some(cookie) = cookie {
+                req = req.header("cookie", cookie);
+            }
+            let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+            let hop = Hop {
+                url: url.clone(),
+                status: resp.status().as_u16(),
+                headers: resp.headers().clone(),
+            };
+            let body = resp.bytes().await.expect("body");
             let next =
                 hop.headers.get("location").map(|l| l.to_str().expect("ascii location").to_owned());
             let redirect = (300..400).contains(&hop.status);
@@ -128,6 +149,43 @@ impl Stack {
             }
         }
         panic!("redirect loop: {hops:#?}");
+    }
+
+    /// Signs in through the devserver's development route; returns the bearer token.
+    pub async fn sign_in(&self, user: &str, galleries: &[&str]) -> String {
+        let body = serde_json::json!({ "user": user, "galleries": galleries });
+        let resp = self
+            .http
+            .post(self.url("/api/dev/sign-in"))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let value: serde_json::Value =
+            serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+        value["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Calls the signer API with a bearer token (or none); returns status, headers and JSON.
+    pub async fn api(
+        &self,
+        route: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let mut req = self.http.post(self.url(route)).body(body.to_string());
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{route}: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!("{route}: not JSON ({e}): {}", String::from_utf8_lossy(&bytes))
+        });
+        (status, headers, value)
     }
 
     /// Uploads an original through S3.
@@ -176,6 +234,16 @@ impl Stack {
         keys.sort();
         keys
     }
+}
+
+/// The `Cookie` header a browser would send back for these `Set-Cookie` headers.
+pub fn cookie_header(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Decodes an image and returns its format and dimensions.

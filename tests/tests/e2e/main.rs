@@ -4,6 +4,7 @@
 mod browser;
 mod errors;
 mod lambda_events;
+mod private;
 mod resize_on_miss;
 mod store;
 mod website;

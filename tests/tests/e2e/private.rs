@@ -1,0 +1,255 @@
+//! Private paths as CloudFront enforces them with a trusted key group: signed cookies open
+//! a whole gallery (every size, the 307 chain included), signed URLs open one image, and
+//! anything else is 403 before the store or the resizer is reached.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use devserver::PRIVATE_SAMPLE_KEY;
+use e2e::{cookie_header, inspect, Stack};
+use image::ImageFormat;
+use reqwest::Method;
+use serde_json::json;
+use signer::cloudfront::CloudFrontSigner;
+use signer::keys::{HashAlgorithm, SigningKey};
+use signer::policy::{Ipv4Cidr, Policy};
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn cookies_for(signer: &CloudFrontSigner, policy: &Policy) -> String {
+    let cookies = signer.sign_cookies(policy).unwrap();
+    cookies.pairs.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+}
+
+fn gallery_policy(stack: &Stack, gallery: &str, expires: u64) -> Policy {
+    Policy {
+        resource: Some(stack.url(&format!("/*private/galleries/{gallery}/*"))),
+        ..Policy::canned("", expires)
+    }
+}
+
+async fn gallery_cookies(stack: &Stack) -> String {
+    let token = stack.sign_in("alice", &["demo"]).await;
+    let (status, headers, body) =
+        stack.api("/api/sign-cookies", Some(&token), json!({ "gallery": "demo" })).await;
+    assert_eq!(status, 200, "{body}");
+    let set_cookies: Vec<&str> =
+        headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+    assert_eq!(set_cookies.len(), 3, "{set_cookies:?}");
+    for cookie in &set_cookies {
+        assert!(
+            cookie.contains("; Path=/")
+                && cookie.contains("HttpOnly")
+                && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
+    }
+    assert_eq!(body["resource"], stack.url("/*private/galleries/demo/*").as_str());
+    cookie_header(&headers)
+}
+
+#[tokio::test]
+async fn gallery_cookies_open_every_size_through_the_redirect_chain() {
+    let stack = Stack::start(&[]).await;
+    let cookie = gallery_cookies(&stack).await;
+    for (size, expected) in [
+        ("300x300", (300, 300)),
+        ("640x", (640, 360)),
+        ("x200", (356, 200)),
+        ("200x200", (200, 200)),
+    ] {
+        let path = format!("/{size}/{PRIVATE_SAMPLE_KEY}");
+        let chain = stack.follow_with(Method::GET, &path, Some(&cookie)).await;
+        assert_eq!(chain.statuses(), [307, 307, 200], "{path}: {chain:#?}");
+        assert_eq!(inspect(&chain.body), (ImageFormat::Jpeg, expected.0, expected.1), "{path}");
+        // Now a plain hit, still only with the cookies.
+        let hit = stack.follow_with(Method::GET, &path, Some(&cookie)).await;
+        assert_eq!(hit.statuses(), [200]);
+        assert_eq!(
+            stack.follow(Method::GET, &path).await.statuses(),
+            [403],
+            "{path} without cookies"
+        );
+    }
+    let original =
+        stack.follow_with(Method::GET, &format!("/{PRIVATE_SAMPLE_KEY}"), Some(&cookie)).await;
+    assert_eq!(original.statuses(), [200]);
+    assert_eq!(&original.body[..], devserver::SAMPLE_PHOTO);
+}
+
+#[tokio::test]
+async fn without_a_signature_private_paths_are_403_and_nothing_is_resized() {
+    let stack = Stack::start(&[]).await;
+    for path in [
+        format!("/300x300/{PRIVATE_SAMPLE_KEY}"),
+        format!("/{PRIVATE_SAMPLE_KEY}"),
+        format!("/resize?key=300x300/{PRIVATE_SAMPLE_KEY}"),
+        // An encoded spelling of the same key is the same private object.
+        "/%70rivate/galleries/demo/seeding.jpg".to_owned(),
+        "/300x300/%70rivate/galleries/demo/seeding.jpg".to_owned(),
+    ] {
+        let chain = stack.follow(Method::GET, &path).await;
+        assert_eq!(chain.statuses(), [403], "{path}");
+        assert_eq!(chain.last().headers["x-devserver-refusal"], "missing-signature", "{path}");
+        assert!(String::from_utf8_lossy(&chain.body).contains("<Code>MissingKey</Code>"));
+    }
+    assert_eq!(stack.server.object_reads(PRIVATE_SAMPLE_KEY), 0, "the original was never read");
+    assert!(
+        !stack.keys().await.iter().any(|k| k.starts_with("300x300/")),
+        "{:?}",
+        stack.keys().await
+    );
+}
+
+#[tokio::test]
+async fn expired_tampered_wrong_key_wrong_ip_and_wrong_gallery_signatures_are_403() {
+    let stack = Stack::start(&[]).await;
+    let signer = stack.server.cloudfront_signer().clone();
+    let path = format!("/{PRIVATE_SAMPLE_KEY}");
+    let later = now() + 600;
+
+    let good = cookies_for(&signer, &gallery_policy(&stack, "demo", later));
+    assert_eq!(stack.follow_with(Method::GET, &path, Some(&good)).await.statuses(), [200]);
+
+    let refusal = |cookie: String| {
+        let stack = &stack;
+        let path = path.clone();
+        async move {
+            let chain = stack.follow_with(Method::GET, &path, Some(&cookie)).await;
+            assert_eq!(chain.statuses(), [403]);
+            chain.last().headers["x-devserver-refusal"].to_str().unwrap().to_owned()
+        }
+    };
+
+    let expired = cookies_for(&signer, &gallery_policy(&stack, "demo", now() - 1));
+    assert_eq!(refusal(expired).await, "signature-expired");
+
+    // The policy of one gallery with the signature of another.
+    let other = cookies_for(&signer, &gallery_policy(&stack, "other", later));
+    let demo_policy = good.split("; ").find(|c| c.starts_with("CloudFront-Policy=")).unwrap();
+    let other_policy = other.split("; ").find(|c| c.starts_with("CloudFront-Policy=")).unwrap();
+    assert_eq!(refusal(other.replace(other_policy, demo_policy)).await, "bad-signature");
+    assert_eq!(refusal(other).await, "resource-not-covered");
+
+    let pem = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../signer/tests/data/rsa2048-other.pem"
+    ))
+    .unwrap();
+    let impostor = CloudFrontSigner::new(
+        signer.key_pair_id(),
+        SigningKey::from_pem(&pem).unwrap(),
+        HashAlgorithm::Sha1,
+    );
+    assert_eq!(
+        refusal(cookies_for(&impostor, &gallery_policy(&stack, "demo", later))).await,
+        "bad-signature"
+    );
+    let unknown =
+        CloudFrontSigner::new("KUNKNOWN", SigningKey::from_pem(&pem).unwrap(), HashAlgorithm::Sha1);
+    assert_eq!(
+        refusal(cookies_for(&unknown, &gallery_policy(&stack, "demo", later))).await,
+        "unknown-key-pair"
+    );
+
+    let elsewhere = Policy {
+        ip_address: Some(Ipv4Cidr::parse("192.0.2.0/24").unwrap()),
+        ..gallery_policy(&stack, "demo", later)
+    };
+    assert_eq!(refusal(cookies_for(&signer, &elsewhere)).await, "ip-not-allowed");
+    let here = Policy { ip_address: Some(Ipv4Cidr::parse("127.0.0.0/8").unwrap()), ..elsewhere };
+    assert_eq!(
+        stack.follow_with(Method::GET, &path, Some(&cookies_for(&signer, &here))).await.statuses(),
+        [200]
+    );
+
+    // A SHA-256 signature announced as such verifies; announced as SHA-1 it does not.
+    let sha256 =
+        CloudFrontSigner::new(signer.key_pair_id(), signer.key().clone(), HashAlgorithm::Sha256);
+    let cookie = cookies_for(&sha256, &gallery_policy(&stack, "demo", later));
+    assert_eq!(stack.follow_with(Method::GET, &path, Some(&cookie)).await.statuses(), [200]);
+    assert_eq!(
+        refusal(cookie.replace("; CloudFront-Hash-Algorithm=SHA256", "")).await,
+        "bad-signature"
+    );
+}
+
+#[tokio::test]
+async fn a_signed_url_from_the_api_opens_one_image_only() {
+    let stack = Stack::start(&[]).await;
+    let token = stack.sign_in("alice", &["demo"]).await;
+    let path = format!("/{PRIVATE_SAMPLE_KEY}");
+    let (status, _, body) =
+        stack.api("/api/sign-url", Some(&token), json!({ "path": path, "expires_in": 60 })).await;
+    assert_eq!(status, 200, "{body}");
+    let url = body["url"].as_str().unwrap();
+    assert!(url.starts_with(&format!("{}?Expires=", stack.url(&path))), "{url}");
+    let chain = stack.follow_with(Method::GET, url, None).await;
+    assert_eq!(chain.statuses(), [200]);
+    assert_eq!(&chain.body[..], devserver::SAMPLE_PHOTO);
+    // The same signature does not open another path.
+    let moved = url.replace("seeding.jpg", "other.jpg");
+    assert_eq!(stack.follow_with(Method::GET, &moved, None).await.statuses(), [403]);
+
+    // Bound to the caller's address (127.0.0.1 here): still opens it.
+    let (status, _, body) =
+        stack.api("/api/sign-url", Some(&token), json!({ "path": path, "bind_to_ip": true })).await;
+    assert_eq!(status, 200, "{body}");
+    let bound = body["url"].as_str().unwrap();
+    assert!(bound.contains("Policy="), "{bound}");
+    assert_eq!(stack.follow_with(Method::GET, bound, None).await.statuses(), [200]);
+}
+
+#[tokio::test]
+async fn the_signer_api_refuses_with_json_codes() {
+    let stack = Stack::start(&[]).await;
+    let (status, _, body) =
+        stack.api("/api/sign-cookies", None, json!({ "gallery": "demo" })).await;
+    assert_eq!((status, body["message"].as_str()), (401, Some("Unauthorized")));
+    let (status, _, _) =
+        stack.api("/api/sign-cookies", Some("not.a.token"), json!({ "gallery": "demo" })).await;
+    assert_eq!(status, 401);
+
+    let token = stack.sign_in("bob", &["g2"]).await;
+    for (route, body, expected_status, expected_code) in [
+        ("/api/sign-cookies", json!({ "gallery": "demo" }), 403, "forbidden"),
+        ("/api/sign-cookies", json!({ "gallery": "../x" }), 400, "invalid-field"),
+        ("/api/sign-cookies", json!({ "gallery": "g2", "uploads": true }), 400, "invalid-field"),
+        (
+            "/api/sign-cookies",
+            json!({ "gallery": "g2", "expires_in": 10_000_000 }),
+            400,
+            "lifetime-too-long",
+        ),
+        ("/api/sign-cookies", json!({ "galery": "g2" }), 400, "invalid-body"),
+        ("/api/sign-url", json!({ "path": format!("/{PRIVATE_SAMPLE_KEY}") }), 403, "forbidden"),
+        ("/api/sign-url", json!({ "path": "/300x300/uploads/alice/a.jpg" }), 403, "forbidden"),
+        ("/api/sign-url", json!({ "path": "no-slash.jpg" }), 400, "invalid-field"),
+        ("/api/download-url", json!({ "key": "uploads/alice/a.jpg" }), 403, "forbidden"),
+        (
+            "/api/upload-url",
+            json!({ "content_type": "text/html", "size": 10 }),
+            400,
+            "unsupported-content-type",
+        ),
+        (
+            "/api/upload-url",
+            json!({ "content_type": "image/png", "size": 60_000_000 }),
+            413,
+            "upload-too-large",
+        ),
+        ("/api/nothing", json!({}), 404, "not-found"),
+    ] {
+        let (status, _, value) = stack.api(route, Some(&token), body.clone()).await;
+        assert_eq!(
+            (status, value["code"].as_str()),
+            (expected_status, Some(expected_code)),
+            "{route} {body}: {value}"
+        );
+        assert!(value["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let (status, _, value) =
+        stack.api("/api/sign-cookies", Some(&token), json!({ "gallery": "g2" })).await;
+    assert_eq!(status, 200, "{value}");
+}
