@@ -1,7 +1,9 @@
 //! The embedded S3-compatible store: s3s (SigV4 auth on) over s3s-fs (objects as files under
-//! the data directory), with one correction: create-only writes (`If-None-Match: *`) are
-//! made atomic, as on S3. s3s-fs checks the condition and then writes without a lock, so two
-//! racing creators could both pass the check and the later one would overwrite the earlier.
+//! the data directory), with two corrections so it answers as S3 does:
+//! - create-only writes (`If-None-Match: *`) are made atomic. s3s-fs checks the condition
+//!   and then writes without a lock, so two racing creators could both pass the check and
+//!   the later one would overwrite the earlier;
+//! - an unknown multipart upload id is 404 NoSuchUpload (s3s-fs says 403 AccessDenied).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +19,7 @@ pub struct Store {
     /// step. A single lock is enough for a development store.
     conditional_writes: Arc<tokio::sync::Mutex<()>>,
     counters: Counters,
+    root: std::path::PathBuf,
 }
 
 /// Counts per key: lets tests see how often the resizer fetched an original and how often
@@ -52,7 +55,19 @@ impl Store {
         std::fs::create_dir_all(root)?;
         let inner = FileSystem::new(root)
             .map_err(|e| anyhow::anyhow!("data dir {}: {e:?}", root.display()))?;
-        Ok(Self { inner, conditional_writes: Arc::default(), counters })
+        Ok(Self { inner, conditional_writes: Arc::default(), counters, root: root.to_owned() })
+    }
+
+    /// S3 answers 404 NoSuchUpload for an upload id that was completed, aborted or never
+    /// begun; s3s-fs answers 403. Its record of live uploads is `.upload-{id}.json`.
+    fn check_upload(&self, upload_id: &str) -> S3Result<()> {
+        let well_formed =
+            !upload_id.is_empty() && upload_id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        if well_formed && self.root.join(format!(".upload-{upload_id}.json")).exists() {
+            Ok(())
+        } else {
+            Err(s3s::s3_error!(NoSuchUpload, "The specified upload does not exist."))
+        }
     }
 }
 
@@ -94,10 +109,24 @@ macro_rules! impl_s3_delegating {
                 result
             }
 
+            async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+                self.check_upload(&req.input.upload_id)?;
+                self.inner.upload_part(req).await
+            }
+
+            async fn abort_multipart_upload(
+                &self,
+                req: S3Request<AbortMultipartUploadInput>,
+            ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+                self.check_upload(&req.input.upload_id)?;
+                self.inner.abort_multipart_upload(req).await
+            }
+
             async fn complete_multipart_upload(
                 &self,
                 req: S3Request<CompleteMultipartUploadInput>,
             ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+                self.check_upload(&req.input.upload_id)?;
                 if req.input.if_none_match.is_some() || req.input.if_match.is_some() {
                     let _guard = self.conditional_writes.lock().await;
                     return self.inner.complete_multipart_upload(req).await;
@@ -121,8 +150,6 @@ impl_s3_delegating! {
     list_objects: ListObjectsInput => ListObjectsOutput,
     list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
     create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
-    upload_part: UploadPartInput => UploadPartOutput,
     upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
     list_parts: ListPartsInput => ListPartsOutput,
-    abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
 }

@@ -4,13 +4,10 @@ Usage (all output on stdout):
   crosscheck.py canned-url KEY KEY_ID URL EXPIRES
   crosscheck.py custom-url KEY KEY_ID URL RESOURCE EXPIRES [START|-] [CIDR|-]
   crosscheck.py sign KEY HASH          (message on stdin; prints CloudFront base64 signature)
-  crosscheck.py presigned-post ACCESS SECRET REGION BUCKET KEY EPOCH FIELDS_JSON CONDITIONS_JSON EXPIRES_IN
 """
 import base64
 import datetime
-import json
 import sys
-from unittest import mock
 
 from botocore.signers import CloudFrontSigner
 from cryptography.hazmat.primitives import hashes, serialization
@@ -54,24 +51,6 @@ def main(argv):
         key, algorithm = argv[1:3]
         signature = signer_for(key, algorithm)(sys.stdin.buffer.read())
         print(base64.b64encode(signature).decode().replace("+", "-").replace("=", "_").replace("/", "~"))
-    elif cmd == "presigned-post":
-        import botocore.session
-        access, secret, region, bucket, key, epoch, fields, conditions, expires_in = argv[1:10]
-        session = botocore.session.get_session()
-        client = session.create_client(
-            "s3", region_name=region, aws_access_key_id=access, aws_secret_access_key=secret,
-            endpoint_url="http://127.0.0.1:9", config=botocore.config.Config(s3={"addressing_style": "path"}),
-        )
-        fixed = utc(epoch).replace(tzinfo=None)
-        with mock.patch("botocore.signers.datetime") as d1, mock.patch("botocore.auth.datetime") as d2:
-            for d in (d1, d2):
-                d.datetime.utcnow.return_value = fixed
-                d.datetime.now.return_value = fixed
-                d.timedelta = datetime.timedelta
-            post = client.generate_presigned_post(
-                bucket, key, Fields=json.loads(fields), Conditions=json.loads(conditions), ExpiresIn=int(expires_in)
-            )
-        print(json.dumps(post))
     else:
         raise SystemExit(f"unknown command {cmd}")
 

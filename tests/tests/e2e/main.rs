@@ -7,6 +7,7 @@ mod lambda_events;
 mod private;
 mod resize_on_miss;
 mod store;
+mod uploads;
 mod website;
 
 use std::io::Cursor;

@@ -1,0 +1,355 @@
+//! Browser uploads through each presigned form, against the embedded S3 server with SigV4
+//! checks on: the upload lands and can be resized; a wrong Content-Type, an oversize body,
+//! an expired or tampered signature are refused and leave nothing behind.
+
+use std::time::{Duration, SystemTime};
+
+use devserver::SAMPLE_PHOTO;
+use e2e::{inspect, Stack};
+use image::ImageFormat;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn headers_of(value: &Value) -> Vec<(String, String)> {
+    value
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).collect())
+        .unwrap_or_default()
+}
+
+/// PUTs `body` to a presigned URL with the given headers; returns status and body text.
+async fn put(
+    stack: &Stack,
+    url: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> (u16, String) {
+    let mut req = stack.http.put(url).body(body);
+    for (name, value) in headers {
+        // reqwest sets Content-Length from the body, as a browser does.
+        if name != "content-length" {
+            req = req.header(name, value);
+        }
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+async fn post_form(
+    stack: &Stack,
+    form: &Value,
+    file: Vec<u8>,
+    content_type: &str,
+    edit: impl Fn(&str, &str) -> String,
+) -> (u16, String) {
+    let mut multipart = reqwest::multipart::Form::new();
+    for field in form["fields"].as_array().unwrap() {
+        let (name, value) = (field[0].as_str().unwrap(), field[1].as_str().unwrap());
+        multipart = multipart.text(name.to_owned(), edit(name, value));
+    }
+    let part =
+        reqwest::multipart::Part::bytes(file).file_name("photo").mime_str(content_type).unwrap();
+    multipart = multipart.part("file", part);
+    let resp =
+        stack.http.post(form["url"].as_str().unwrap()).multipart(multipart).send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+async fn assert_resizes(stack: &Stack, key: &str) {
+    let chain = stack.follow(Method::GET, &format!("/300x300/{key}")).await;
+    assert_eq!(chain.statuses(), [307, 307, 200], "{chain:#?}");
+    assert_eq!(inspect(&chain.body).1, 300);
+}
+
+#[tokio::test]
+async fn presigned_put_uploads_once_with_the_signed_type_and_size() {
+    let stack = Stack::start(&[]).await;
+    let token = stack.sign_in("alice", &[]).await;
+    let size = SAMPLE_PHOTO.len();
+    let (status, _, form) = stack
+        .api("/api/upload-url", Some(&token), json!({ "content_type": "image/jpeg", "size": size }))
+        .await;
+    assert_eq!(status, 200, "{form}");
+    let key = form["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("uploads/alice/") && key.ends_with(".jpg"), "{key}");
+    assert_eq!(form["method"], "PUT");
+    let url = form["url"].as_str().unwrap();
+    let headers = headers_of(&form["headers"]);
+    assert!(headers.contains(&("content-type".into(), "image/jpeg".into())), "{headers:?}");
+    assert!(headers.contains(&("if-none-match".into(), "*".into())), "{headers:?}");
+
+    // Another Content-Type, or a body of another size, breaks the signature.
+    let png_type: Vec<_> = headers
+        .iter()
+        .map(|(k, v)| {
+            if k == "content-type" {
+                (k.clone(), "image/png".into())
+            } else {
+                (k.clone(), v.clone())
+            }
+        })
+        .collect();
+    let (status, text) = put(&stack, url, &png_type, SAMPLE_PHOTO.to_vec()).await;
+    assert_eq!(status, 403, "{text}");
+    let (status, _) = put(&stack, url, &headers, SAMPLE_PHOTO[..size - 1].to_vec()).await;
+    assert!(status >= 400, "a shorter body must be refused, got {status}");
+    // A tampered URL (another key) is refused.
+    let tampered = url.replace(&key, &key.replace("alice", "mallory"));
+    let (status, _) = put(&stack, &tampered, &headers, SAMPLE_PHOTO.to_vec()).await;
+    assert_eq!(status, 403);
+    assert!(stack.get(&key).await.is_none(), "nothing stored by refused uploads");
+    assert!(!stack.keys().await.iter().any(|k| k.starts_with("uploads/mallory")));
+
+    let (status, text) = put(&stack, url, &headers, SAMPLE_PHOTO.to_vec()).await;
+    assert_eq!(status, 200, "{text}");
+    let (stored, content_type, _) = stack.get(&key).await.unwrap();
+    assert_eq!((&stored[..], content_type.as_deref()), (SAMPLE_PHOTO, Some("image/jpeg")));
+
+    // The same URL cannot overwrite the original.
+    let (status, _) = put(&stack, url, &headers, vec![0u8; size]).await;
+    assert_eq!(status, 412);
+    assert_eq!(&stack.get(&key).await.unwrap().0[..], SAMPLE_PHOTO);
+
+    assert_resizes(&stack, &key).await;
+}
+
+#[tokio::test]
+async fn expired_presigned_put_is_refused() {
+    let stack = Stack::start(&[]).await;
+    let creds = aws_credential_types::Credentials::new(
+        devserver::DEFAULT_ACCESS_KEY,
+        devserver::DEFAULT_SECRET_KEY,
+        None,
+        None,
+        "test",
+    );
+    let presigner = signer::presign::Presigner::new(
+        stack.server.client().clone(),
+        stack.server.bucket.clone(),
+        aws_credential_types::provider::SharedCredentialsProvider::new(creds),
+    );
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    let key = "uploads/alice/expired.jpg";
+    let req = presigner
+        .put(key, "image/jpeg", SAMPLE_PHOTO.len() as u64, an_hour_ago, Duration::from_secs(900))
+        .await
+        .unwrap();
+    let headers: Vec<(String, String)> = req.headers.into_iter().collect();
+    let (status, text) = put(&stack, &req.url, &headers, SAMPLE_PHOTO.to_vec()).await;
+    assert_eq!(status, 403, "{text}");
+    assert!(stack.get(key).await.is_none());
+    // The same request signed now goes through: the refusal was the expiry.
+    let req = presigner
+        .put(
+            key,
+            "image/jpeg",
+            SAMPLE_PHOTO.len() as u64,
+            SystemTime::now(),
+            Duration::from_secs(900),
+        )
+        .await
+        .unwrap();
+    let headers: Vec<(String, String)> = req.headers.into_iter().collect();
+    assert_eq!(put(&stack, &req.url, &headers, SAMPLE_PHOTO.to_vec()).await.0, 200);
+}
+
+#[tokio::test]
+async fn presigned_post_enforces_size_type_and_key_before_storing() {
+    let stack = Stack::start(&[]).await;
+    let token = stack.sign_in("alice", &[]).await;
+    let limit = SAMPLE_PHOTO.len() - 1;
+    let (status, _, small) = stack
+        .api(
+            "/api/upload-form",
+            Some(&token),
+            json!({ "content_type": "image/jpeg", "max_bytes": limit }),
+        )
+        .await;
+    assert_eq!(status, 200, "{small}");
+    let small_key = small["key"].as_str().unwrap().to_owned();
+    let same = |_: &str, v: &str| v.to_owned();
+
+    let (status, text) = post_form(&stack, &small, SAMPLE_PHOTO.to_vec(), "image/jpeg", same).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("EntityTooLarge"), "{text}");
+
+    let (status, _, form) =
+        stack.api("/api/upload-form", Some(&token), json!({ "content_type": "image/jpeg" })).await;
+    assert_eq!(status, 200);
+    let key = form["key"].as_str().unwrap().to_owned();
+    // Declaring another type, or another key (even inside the user's prefix), breaks the policy.
+    let (status, text) = post_form(&stack, &form, SAMPLE_PHOTO.to_vec(), "image/png", |n, v| {
+        if n == "Content-Type" {
+            "image/png".into()
+        } else {
+            v.into()
+        }
+    })
+    .await;
+    // S3 answers 403 AccessDenied, s3s 400 InvalidPolicyDocument: both refuse before storing.
+    assert!(matches!(status, 400 | 403) && text.contains("olicy"), "{status} {text}");
+    for other_key in ["uploads/alice/chosen.jpg", "uploads/bob/x.jpg"] {
+        let (status, text) =
+            post_form(&stack, &form, SAMPLE_PHOTO.to_vec(), "image/jpeg", |n, v| {
+                if n == "key" {
+                    other_key.into()
+                } else {
+                    v.into()
+                }
+            })
+            .await;
+        assert!(
+            matches!(status, 400 | 403) && text.contains("olicy"),
+            "{other_key}: {status} {text}"
+        );
+    }
+    let (status, text) = post_form(&stack, &form, SAMPLE_PHOTO.to_vec(), "image/jpeg", |n, v| {
+        if n == "policy" {
+            format!("{v}x")
+        } else {
+            v.into()
+        }
+    })
+    .await;
+    assert!(status >= 400, "tampered policy: {status} {text}");
+    let keys = stack.keys().await;
+    assert!(!keys.iter().any(|k| k.starts_with("uploads/")), "nothing partial: {keys:?}");
+    assert!(stack.get(&small_key).await.is_none());
+
+    let (status, text) = post_form(&stack, &form, SAMPLE_PHOTO.to_vec(), "image/jpeg", same).await;
+    assert!((200..300).contains(&status), "{status} {text}");
+    assert_eq!(&stack.get(&key).await.unwrap().0[..], SAMPLE_PHOTO);
+    assert_resizes(&stack, &key).await;
+}
+
+/// A PNG of noise: incompressible, so it is bigger than one 5 MiB part.
+fn big_png() -> Vec<u8> {
+    let mut state = 0x2545_f491_u32;
+    let img = image::RgbImage::from_fn(1400, 1400, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        image::Rgb([state as u8, (state >> 8) as u8, (state >> 16) as u8])
+    });
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn multipart_upload_with_presigned_parts_completes_and_abort_leaves_nothing() {
+    let part_bytes = 5 * 1024 * 1024;
+    let stack = Stack::start_with(&[], |o| {
+        o.signer_env.insert("MULTIPART_PART_BYTES".into(), part_bytes.to_string());
+    })
+    .await;
+    let token = stack.sign_in("alice", &[]).await;
+    let png = big_png();
+    assert!(png.len() > part_bytes, "{}", png.len());
+    let (status, _, begun) = stack
+        .api(
+            "/api/multipart/begin",
+            Some(&token),
+            json!({ "content_type": "image/png", "size": png.len() }),
+        )
+        .await;
+    assert_eq!(status, 200, "{begun}");
+    let key = begun["key"].as_str().unwrap().to_owned();
+    let parts = begun["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), png.len().div_ceil(part_bytes));
+    let mut completed = Vec::new();
+    let mut offset = 0;
+    for part in parts {
+        let size = part["size"].as_u64().unwrap() as usize;
+        let chunk = png[offset..offset + size].to_vec();
+        offset += size;
+        let resp = stack.http.put(part["url"].as_str().unwrap()).body(chunk).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+        completed.push(json!({ "part_number": part["part_number"], "etag": etag }));
+    }
+    assert!(stack.get(&key).await.is_none(), "nothing visible before completion");
+
+    // Only the owner may complete it.
+    let mallory = stack.sign_in("mallory", &[]).await;
+    let body = json!({ "key": key, "upload_id": begun["upload_id"], "parts": completed });
+    let (status, _, refused) =
+        stack.api("/api/multipart/complete", Some(&mallory), body.clone()).await;
+    assert_eq!((status, refused["code"].as_str()), (403, Some("forbidden")));
+    let (status, _, done) = stack.api("/api/multipart/complete", Some(&token), body).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(&stack.get(&key).await.unwrap().0[..], &png[..]);
+    let chain = stack.follow(Method::GET, &format!("/300x300/{key}")).await;
+    assert_eq!(chain.statuses(), [307, 307, 200]);
+    assert_eq!(inspect(&chain.body), (ImageFormat::Png, 300, 300));
+
+    // Begin, send one part, abort: the upload is gone and no object appears.
+    let (_, _, second) = stack
+        .api(
+            "/api/multipart/begin",
+            Some(&token),
+            json!({ "content_type": "image/png", "size": png.len() }),
+        )
+        .await;
+    let second_key = second["key"].as_str().unwrap().to_owned();
+    let first = &second["parts"][0];
+    let resp = stack
+        .http
+        .put(first["url"].as_str().unwrap())
+        .body(png[..part_bytes].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    let (status, _, _) = stack
+        .api(
+            "/api/multipart/abort",
+            Some(&token),
+            json!({ "key": second_key, "upload_id": second["upload_id"] }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let body = json!({ "key": second_key, "upload_id": second["upload_id"], "parts": [{ "part_number": 1, "etag": etag }] });
+    let (status, _, gone) = stack.api("/api/multipart/complete", Some(&token), body).await;
+    assert_eq!((status, gone["code"].as_str()), (404, Some("upload-not-found")), "{gone}");
+    assert!(stack.get(&second_key).await.is_none());
+
+    // A part URL signed for one length refuses another.
+    let (_, _, third) = stack
+        .api(
+            "/api/multipart/begin",
+            Some(&token),
+            json!({ "content_type": "image/png", "size": png.len() }),
+        )
+        .await;
+    let resp = stack
+        .http
+        .put(third["parts"][0]["url"].as_str().unwrap())
+        .body(png[..1000].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}
+
+#[tokio::test]
+async fn download_url_opens_the_users_own_upload_only() {
+    let stack = Stack::start(&[]).await;
+    stack.put("uploads/alice/photo.jpg", SAMPLE_PHOTO.to_vec(), "image/jpeg").await;
+    let alice = stack.sign_in("alice", &[]).await;
+    let (status, _, value) = stack
+        .api("/api/download-url", Some(&alice), json!({ "key": "uploads/alice/photo.jpg" }))
+        .await;
+    assert_eq!(status, 200, "{value}");
+    let resp = stack.http.get(value["url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(&resp.bytes().await.unwrap()[..], SAMPLE_PHOTO);
+    let bob = stack.sign_in("bob", &[]).await;
+    let (status, _, value) = stack
+        .api("/api/download-url", Some(&bob), json!({ "key": "uploads/alice/photo.jpg" }))
+        .await;
+    assert_eq!((status, value["code"].as_str()), (403, Some("forbidden")));
+}
