@@ -73,3 +73,84 @@ async fn bad_events_get_json_errors() {
         assert_eq!(json["code"], code, "{name}");
     }
 }
+
+/// A signer App on the stack's store, with the signer crate's test key, signing for a
+/// CloudFront-like base URL.
+async fn signer_app(stack: &Stack) -> signer::handler::App {
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../signer/tests/data/rsa2048-pkcs1.pem"
+    ))
+    .unwrap();
+    let bucket = stack.server.bucket.clone();
+    let config = signer::config::Config::from_lookup(|k| match k {
+        "CLOUDFRONT_KEY_PAIR_ID" => Some("K2JCJMDEHXQW5F".into()),
+        "CLOUDFRONT_PRIVATE_KEY" => Some(pem.clone()),
+        "BUCKET" => Some(bucket.clone()),
+        "PUBLIC_BASE_URL" => Some("https://cdn.example.com".into()),
+        "COOKIE_DOMAIN" => Some("example.com".into()),
+        "S3_FORCE_PATH_STYLE" => Some("true".into()),
+        _ => None,
+    })
+    .unwrap();
+    let sdk = devserver::sdk_config(
+        &stack.server.s3_endpoint,
+        devserver::DEFAULT_ACCESS_KEY,
+        devserver::DEFAULT_SECRET_KEY,
+    );
+    signer::handler::App::build(config, &sdk).await.unwrap()
+}
+
+fn json_body(resp: &lambda_http::Response<lambda_http::Body>) -> serde_json::Value {
+    serde_json::from_slice(resp.body().as_ref()).unwrap()
+}
+
+#[tokio::test]
+async fn a_jwt_authorizer_event_gets_gallery_cookies_for_its_claims() {
+    let stack = Stack::start(&[]).await;
+    let resp =
+        signer::handler::handle(&signer_app(&stack).await, event("signer_sign_cookies.json")).await;
+    assert_eq!(resp.status(), 200, "{:?}", resp.body());
+    let cookies: Vec<&str> =
+        resp.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+    assert_eq!(cookies.len(), 3);
+    for cookie in &cookies {
+        for attribute in
+            ["Path=/", "Domain=example.com", "Secure", "HttpOnly", "SameSite=Lax", "Max-Age=3600"]
+        {
+            assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+        }
+    }
+    assert_eq!(json_body(&resp)["resource"], "https://cdn.example.com/*private/galleries/demo/*");
+}
+
+#[tokio::test]
+async fn an_event_without_authorizer_claims_is_401_json() {
+    let stack = Stack::start(&[]).await;
+    let resp =
+        signer::handler::handle(&signer_app(&stack).await, event("signer_no_authorizer.json"))
+            .await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(json_body(&resp)["code"], "unauthenticated");
+    assert!(resp.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn a_base64_body_event_gets_a_post_form_for_the_users_prefix() {
+    let stack = Stack::start(&[]).await;
+    let resp =
+        signer::handler::handle(&signer_app(&stack).await, event("signer_upload_form_base64.json"))
+            .await;
+    assert_eq!(resp.status(), 200, "{:?}", resp.body());
+    let body = json_body(&resp);
+    let key = body["key"].as_str().unwrap();
+    assert!(
+        key.starts_with("uploads/8f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f/") && key.ends_with(".png"),
+        "{key}"
+    );
+    assert_eq!(body["max_bytes"], 1_000_000);
+    assert_eq!(
+        body["url"],
+        format!("{}/{}", stack.server.s3_endpoint, stack.server.bucket).as_str()
+    );
+}
