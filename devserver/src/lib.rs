@@ -152,6 +152,14 @@ impl DevServer {
     /// Starts the store (unless external), creates the bucket, uploads samples, and serves
     /// the website endpoint.
     pub async fn start(opts: Options) -> anyhow::Result<Self> {
+        // The development sign-in mints any identity: never reachable from the network.
+        if !opts.listen.ip().is_loopback() {
+            anyhow::bail!(
+                "--listen {}: the devserver's development sign-in issues tokens for anyone, \
+                 so it listens on loopback addresses only",
+                opts.listen
+            );
+        }
         let mut tasks = Vec::new();
         let counters = store::Counters::default();
         let s3_endpoint = match &opts.s3_endpoint {

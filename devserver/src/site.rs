@@ -49,19 +49,18 @@ pub async fn serve(
         .map(|p| p.0.ip())
         .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
     let path = req.uri().path().to_owned();
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or(&site.host)
-        .to_owned();
+    // Signatures are checked against the configured origin (CloudFront's own domain), never
+    // against the client's Host header, which the client controls.
+    let host = site.host.clone();
     let reply = if path == "/resize" {
         // A miss on a private sized path reaches the resizer only with a signature that
         // opens that sized path (the 307 chain carries cookies, not query parameters).
         if let Some(key) = resize_key(req.uri().query()) {
             let derivative = format!("/{}", resizer::key::encode_key_path(&key));
             let url = format!("http://{host}{derivative}");
-            if let Err(refusal) = site.guard.check(&derivative, &url, req.headers(), client_ip) {
+            if let Err(refusal) =
+                site.guard.check(&derivative, None, &url, req.headers(), client_ip)
+            {
                 return Ok(refused(refusal));
             }
         }
@@ -73,7 +72,9 @@ pub async fn serve(
             "http://{host}{}",
             req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/")
         );
-        if let Err(refusal) = site.guard.check(&path, &url, req.headers(), client_ip) {
+        if let Err(refusal) =
+            site.guard.check(&path, req.uri().query(), &url, req.headers(), client_ip)
+        {
             return Ok(refused(refusal));
         }
         website(&site, req.method(), &path, req.headers()).await
@@ -105,7 +106,9 @@ async fn website(site: &Site, method: &Method, path: &str, headers: &HeaderMap) 
     if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
     }
-    let Ok(key) = percent_encoding::percent_decode_str(path.trim_start_matches('/')).decode_utf8()
+    // Exactly one `/` goes: S3 reads `//a.jpg` as the key `/a.jpg`.
+    let Ok(key) =
+        percent_encoding::percent_decode_str(path.strip_prefix('/').unwrap_or(path)).decode_utf8()
     else {
         return text(StatusCode::BAD_REQUEST, "400 Bad Request: the path is not UTF-8");
     };

@@ -14,7 +14,11 @@ fn main() {
     let pem = std::fs::read(&args[1]).expect("key file");
     let seconds: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1.0);
     // The key is parsed once, as the Lambda does at start-up.
-    let signer = CloudFrontSigner::new("K2JCJMDEHXQW5F", SigningKey::from_pem(&pem).expect("key"), HashAlgorithm::Sha1);
+    let signer = CloudFrontSigner::new(
+        "K2JCJMDEHXQW5F",
+        SigningKey::from_pem(&pem).expect("key"),
+        HashAlgorithm::Sha1,
+    );
     let url = "https://d111111abcdef8.cloudfront.net/300x300/private/galleries/g1/cat.jpg";
     let policy = Policy::canned(url, 1_900_000_000);
     let mut bytes = 0usize;

@@ -247,8 +247,12 @@ impl TrustedKeys {
             .ok_or(Refusal::Malformed("Signature is not base64"))?;
         let policy = match (params.expires, params.policy) {
             (Some(expires), None) => {
-                let expires: u64 =
-                    expires.parse().map_err(|_| Refusal::Malformed("Expires is not a number"))?;
+                let digits = !expires.is_empty() && expires.bytes().all(|b| b.is_ascii_digit());
+                let expires: u64 = expires
+                    .parse()
+                    .ok()
+                    .filter(|_| digits)
+                    .ok_or(Refusal::Malformed("Expires is not a number"))?;
                 let text = Policy::canned_json(&params.resource_url, expires);
                 if !key.verify(text.as_bytes(), &signature, hash) {
                     return Err(Refusal::BadSignature);

@@ -149,6 +149,10 @@ impl Config {
         };
         let default_ttl = number("SIGNED_URL_TTL", DEFAULT_SIGNED_TTL_SECS)?;
         let max_ttl = number("SIGNED_URL_MAX_TTL", DEFAULT_MAX_SIGNED_TTL_SECS)?;
+        // CloudFront sets no ceiling; a year keeps every expiry far from overflow.
+        if max_ttl > 31_536_000 {
+            return Err(err("SIGNED_URL_MAX_TTL", "must be at most 31536000 seconds (a year)"));
+        }
         if default_ttl == 0 || default_ttl > max_ttl {
             return Err(err(
                 "SIGNED_URL_TTL",
@@ -244,6 +248,7 @@ mod tests {
             ("CLOUDFRONT_KEY_PAIR_ID", "K-1"),
             ("CLOUDFRONT_HASH_ALGORITHM", "MD5"),
             ("SIGNED_URL_TTL", "100000"),
+            ("SIGNED_URL_MAX_TTL", "99999999999"),
             ("UPLOAD_URL_TTL", "0"),
             ("MAX_UPLOAD_BYTES", "x"),
             ("MULTIPART_PART_BYTES", "1000"),

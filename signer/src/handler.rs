@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use crate::cloudfront::{CloudFrontSigner, SignError};
 use crate::config::Config;
 use crate::identity::{is_gallery_id, Identity, GALLERY_PREFIX};
+use crate::pattern::is_size_segment;
 use crate::policy::{Ipv4Cidr, Policy};
 use crate::presign::{PostRules, Presigner, S3Error};
 
@@ -27,6 +28,16 @@ pub const UPLOAD_TYPES: [(&str, &str); 4] =
 
 /// S3's largest part count.
 const MAX_PARTS: u64 = 10_000;
+/// S3's largest single PUT or POST upload (5 GiB); larger needs multipart.
+const MAX_SINGLE_UPLOAD: u64 = 5 * 1024 * 1024 * 1024;
+/// Every cookie CloudFront reads.
+const COOKIE_NAMES: [&str; 5] = [
+    "CloudFront-Policy",
+    "CloudFront-Expires",
+    "CloudFront-Signature",
+    "CloudFront-Key-Pair-Id",
+    "CloudFront-Hash-Algorithm",
+];
 
 /// Everything the handler can answer other than success.
 #[derive(Debug, thiserror::Error)]
@@ -241,13 +252,7 @@ async fn route(app: &App, req: &Request, now: SystemTime) -> Result<Response<Bod
             expect("POST")?;
             caller(app, req)?;
             let mut resp = json_response(json!({ "cleared": true }));
-            for name in [
-                "CloudFront-Policy",
-                "CloudFront-Expires",
-                "CloudFront-Signature",
-                "CloudFront-Key-Pair-Id",
-                "CloudFront-Hash-Algorithm",
-            ] {
+            for name in COOKIE_NAMES {
                 append_cookie(&mut resp, &cookie_header(&app.config, name, "", 0))?;
             }
             Ok(resp)
@@ -300,7 +305,7 @@ async fn route(app: &App, req: &Request, now: SystemTime) -> Result<Response<Bod
             let presigned = app.presigner.get(&input.key, now, ttl).await?;
             Ok(json_response(json!({
                 "url": presigned.url,
-                "expires": epoch(now) + ttl.as_secs(),
+                "expires": epoch(now).saturating_add(ttl.as_secs()),
             })))
         }
         other => Err(ApiError::NoRoute(other.to_owned())),
@@ -400,12 +405,6 @@ fn ip_condition(bind: bool, ip: Option<IpAddr>) -> Result<Option<Ipv4Cidr>, ApiE
     }
 }
 
-/// Whether a path segment is a derivative size (`300x300`, `640x`, `x480`).
-fn is_size_segment(s: &str) -> bool {
-    let Some((w, h)) = s.split_once('x') else { return false };
-    (!w.is_empty() || !h.is_empty()) && w.bytes().chain(h.bytes()).all(|b| b.is_ascii_digit())
-}
-
 /// The original key a public path refers to: the path without `/` and without a size
 /// prefix, percent-decoded.
 fn original_key(path: &str) -> Result<String, ApiError> {
@@ -415,20 +414,22 @@ fn original_key(path: &str) -> Result<String, ApiError> {
         ))
     };
     let rest = path.strip_prefix('/').ok_or_else(invalid)?;
-    if rest.is_empty()
-        || path.len() > 2048
-        || path.bytes().any(|b| !b.is_ascii_graphic() || b == b'?' || b == b'#')
-    {
+    // RFC 3986 path characters only: no `*` (it would be a wildcard in a custom policy) and
+    // nothing a browser would re-encode on the way (the signature covers the exact bytes).
+    let path_char = |b: u8| b.is_ascii_alphanumeric() || b"-._~/%!$&'()+,;=:@".contains(&b);
+    if rest.is_empty() || path.len() > 2048 || !path.bytes().all(path_char) {
         return Err(invalid());
     }
-    let key = match rest.split_once('/') {
+    let decoded =
+        percent_encoding::percent_decode_str(rest).decode_utf8().map_err(|_| invalid())?;
+    if crate::pattern::check_private_shape(&decoded, None).is_err() {
+        return Err(invalid());
+    }
+    let key = match decoded.split_once('/') {
         Some((first, key)) if is_size_segment(first) => key,
-        _ => rest,
+        _ => &decoded,
     };
-    percent_encoding::percent_decode_str(key)
-        .decode_utf8()
-        .map(|k| k.into_owned())
-        .map_err(|_| invalid())
+    Ok(key.to_owned())
 }
 
 fn sign_url(
@@ -444,7 +445,7 @@ fn sign_url(
     }
     let ttl = lifetime(app, input.expires_in)?;
     let url = format!("{}{}", app.config.public_base_url, input.path);
-    let expires = epoch(now) + ttl.as_secs();
+    let expires = epoch(now).saturating_add(ttl.as_secs());
     let policy = Policy {
         resource: Some(url.clone()),
         date_less_than: expires,
@@ -484,7 +485,7 @@ fn sign_cookies(
         }
     };
     let ttl = lifetime(app, input.expires_in)?;
-    let expires = epoch(now) + ttl.as_secs();
+    let expires = epoch(now).saturating_add(ttl.as_secs());
     let policy = Policy {
         resource: Some(resource.clone()),
         date_less_than: expires,
@@ -499,6 +500,11 @@ fn sign_cookies(
     }));
     for (name, value) in &cookies.pairs {
         append_cookie(&mut resp, &cookie_header(&app.config, name, value, ttl.as_secs()))?;
+    }
+    // One cookie set per domain: a stale CloudFront-Expires or CloudFront-Hash-Algorithm
+    // from an earlier set would make CloudFront read this one as malformed.
+    for stale in COOKIE_NAMES.iter().filter(|n| !cookies.pairs.iter().any(|(p, _)| p == *n)) {
+        append_cookie(&mut resp, &cookie_header(&app.config, stale, "", 0))?;
     }
     Ok(resp)
 }
@@ -562,6 +568,9 @@ async fn upload_url(
 ) -> Result<Response<Body>, ApiError> {
     let ext = upload_extension(&input.content_type)?;
     check_size(app, input.size)?;
+    if input.size > MAX_SINGLE_UPLOAD {
+        return Err(ApiError::UploadTooLarge { size: input.size, limit: MAX_SINGLE_UPLOAD });
+    }
     let key = new_upload_key(id, ext);
     let ttl = app.config.upload_ttl;
     let presigned = app.presigner.put(&key, &input.content_type, input.size, now, ttl).await?;
@@ -570,7 +579,7 @@ async fn upload_url(
         "method": presigned.method,
         "url": presigned.url,
         "headers": presigned.headers,
-        "expires": epoch(now) + ttl.as_secs(),
+        "expires": epoch(now).saturating_add(ttl.as_secs()),
     })))
 }
 
@@ -587,7 +596,8 @@ async fn upload_form(
             check_size(app, m)?;
             m
         }
-    };
+    }
+    .min(MAX_SINGLE_UPLOAD);
     let key = new_upload_key(id, ext);
     let prefix = id.upload_prefix();
     let ttl = app.config.upload_ttl;
@@ -604,7 +614,7 @@ async fn upload_form(
         "url": post.url,
         "fields": post.fields.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
         "max_bytes": max,
-        "expires": epoch(now) + ttl.as_secs(),
+        "expires": epoch(now).saturating_add(ttl.as_secs()),
     })))
 }
 
@@ -641,7 +651,7 @@ async fn multipart_begin(
         "upload_id": upload_id,
         "part_size": part_bytes,
         "parts": parts,
-        "expires": epoch(now) + ttl.as_secs(),
+        "expires": epoch(now).saturating_add(ttl.as_secs()),
     })))
 }
 

@@ -22,8 +22,9 @@ pub const GALLERY_PREFIX: &str = "private/galleries/";
 pub struct Identity {
     /// The `sub` claim.
     pub subject: String,
-    /// The user's key segment: `sub` itself when it is a safe path segment, otherwise the
-    /// first 16 bytes of its SHA-256 in hex (stable, and never a path trick).
+    /// The user's key segment: `sub` itself when it is a safe path segment, otherwise `~`
+    /// and the first 16 bytes of its SHA-256 in hex (stable, never a path trick, and never
+    /// equal to a plain segment, which cannot contain `~`).
     pub segment: String,
     /// Gallery ids the gallery claim grants.
     pub galleries: Vec<String>,
@@ -74,7 +75,7 @@ impl Identity {
         let segment = if is_safe_segment(subject) {
             subject.clone()
         } else {
-            hex::encode(&sha256(subject.as_bytes())[..16])
+            format!("~{}", hex::encode(&sha256(subject.as_bytes())[..16]))
         };
         let mut galleries: Vec<String> = claims
             .get(gallery_claim)
@@ -145,8 +146,12 @@ mod tests {
     #[test]
     fn unsafe_subjects_become_a_hash_segment() {
         let id = Identity::from_claims(&claims(&[("sub", "auth0|12/../x")]), "galleries").unwrap();
-        assert_eq!(id.segment.len(), 32);
-        assert!(id.segment.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(id.segment.len(), 33);
+        let hash = id.segment.strip_prefix('~').unwrap();
+        assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        // A subject spelling out another's hash does not share its prefix.
+        let mimic = Identity::from_claims(&claims(&[("sub", hash)]), "galleries").unwrap();
+        assert_ne!(mimic.segment, id.segment);
         let plain = Identity::from_claims(&claims(&[("sub", "3f2a-bc_d.e")]), "galleries").unwrap();
         assert_eq!(plain.segment, "3f2a-bc_d.e");
         let dots = Identity::from_claims(&claims(&[("sub", "..")]), "galleries").unwrap();

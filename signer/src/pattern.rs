@@ -94,6 +94,60 @@ mod tests {
     }
 }
 
+/// Whether a path segment is a derivative size (`300x300`, `640x`, `x480`).
+pub fn is_size_segment(s: &str) -> bool {
+    let Some((w, h)) = s.split_once('x') else { return false };
+    (!w.is_empty() || !h.is_empty()) && w.bytes().chain(h.bytes()).all(|b| b.is_ascii_digit())
+}
+
+/// The key prefixes that grants are made of (see `identity`).
+const GRANT_PREFIXES: [&str; 2] = [crate::identity::GALLERY_PREFIX, crate::identity::UPLOAD_PREFIX];
+
+/// The signing parameters CloudFront reads from a signed URL's query.
+pub const SIGNING_PARAMS: [&str; 5] =
+    ["Expires", "Policy", "Signature", "Key-Pair-Id", "Hash-Algorithm"];
+
+/// Why a private request is not in the one shape grants are written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ShapeError {
+    /// A query parameter other than CloudFront's signing parameters.
+    #[error("private URLs take no query string besides the signature")]
+    Query,
+    /// A grant prefix (`private/galleries/`, `uploads/`) somewhere other than at the start
+    /// of the key.
+    #[error("a grant prefix appears inside the key")]
+    NestedPrefix,
+}
+
+/// The viewer-request check for private paths, run before the signature check (in AWS, by
+/// the CloudFront Function on private behaviours; in the devserver, by its guard).
+///
+/// Grant Resources are `{base}/*private/galleries/{id}/*` and `{base}/*uploads/{user}/*`:
+/// the leading `*` must stand for an optional size segment only. CloudFront matches a
+/// Resource against the whole URL, query included, so without this check
+/// `/private/galleries/OTHER/a.jpg?x=private/galleries/mine/` would match the grant for
+/// `mine`. Hence: no query besides the signature, and no grant prefix anywhere in the key
+/// but at its start. `path` is the decoded path without its leading `/`.
+pub fn check_private_shape(path: &str, query: Option<&str>) -> Result<(), ShapeError> {
+    let query = query.unwrap_or("");
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        if !SIGNING_PARAMS.contains(&name) {
+            return Err(ShapeError::Query);
+        }
+    }
+    let key = match path.split_once('/') {
+        Some((first, rest)) if is_size_segment(first) => rest,
+        _ => path,
+    };
+    for prefix in GRANT_PREFIXES {
+        if key.match_indices(prefix).any(|(i, _)| i != 0) {
+            return Err(ShapeError::NestedPrefix);
+        }
+    }
+    Ok(())
+}
+
 /// CloudFront path patterns (cache behaviours) that require a signature, matched against
 /// the request path without its leading `/`, as CloudFront matches behaviours.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -131,7 +185,25 @@ impl PrivatePaths {
 
 #[cfg(test)]
 mod private_path_tests {
-    use super::PrivatePaths;
+    use super::{check_private_shape, PrivatePaths, ShapeError};
+
+    #[test]
+    fn private_requests_have_one_shape() {
+        let ok =
+            |p: &str, q: Option<&str>| assert_eq!(check_private_shape(p, q), Ok(()), "{p} {q:?}");
+        ok("private/galleries/g1/a.jpg", None);
+        ok("300x300/private/galleries/g1/a.jpg", Some("Expires=1&Signature=x&Key-Pair-Id=K"));
+        ok("640x/uploads/alice/a.jpg", Some(""));
+        let bad = |p: &str, q: Option<&str>, e| {
+            assert_eq!(check_private_shape(p, q), Err(e), "{p} {q:?}")
+        };
+        // The query can no longer carry a grant prefix for a leading `*` to reach.
+        bad("private/galleries/g2/a.jpg", Some("x=private/galleries/g1/"), ShapeError::Query);
+        bad("private/galleries/g2/a.jpg", Some("Signature=x&v=2"), ShapeError::Query);
+        bad("private/galleries/g2/private/galleries/g1/a.jpg", None, ShapeError::NestedPrefix);
+        bad("300x300/private/galleries/g2/xuploads/alice/a.jpg", None, ShapeError::NestedPrefix);
+        bad("foo/private/galleries/g1/a.jpg", None, ShapeError::NestedPrefix);
+    }
 
     #[test]
     fn default_patterns_cover_originals_and_every_size() {

@@ -236,12 +236,15 @@ impl Stack {
     }
 }
 
-/// The `Cookie` header a browser would send back for these `Set-Cookie` headers.
+/// The `Cookie` header a browser would send back for these `Set-Cookie` headers (cookies
+/// set with `Max-Age=0` are deletions, not cookies).
 pub fn cookie_header(headers: &reqwest::header::HeaderMap) -> String {
     headers
         .get_all("set-cookie")
         .iter()
-        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| !v.contains("Max-Age=0"))
+        .filter_map(|v| v.split(';').next().map(str::to_owned))
         .collect::<Vec<_>>()
         .join("; ")
 }

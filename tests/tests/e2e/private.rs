@@ -34,9 +34,14 @@ async fn gallery_cookies(stack: &Stack) -> String {
     let (status, headers, body) =
         stack.api("/api/sign-cookies", Some(&token), json!({ "gallery": "demo" })).await;
     assert_eq!(status, 200, "{body}");
-    let set_cookies: Vec<&str> =
+    let all: Vec<&str> =
         headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
-    assert_eq!(set_cookies.len(), 3, "{set_cookies:?}");
+    let (set_cookies, cleared): (Vec<&str>, Vec<&str>) =
+        all.iter().partition(|c| !c.contains("Max-Age=0"));
+    assert_eq!(set_cookies.len(), 3, "{all:?}");
+    // Cookies of another form from an earlier set are deleted, not left to confuse CloudFront.
+    assert!(cleared.iter().any(|c| c.starts_with("CloudFront-Expires=;")), "{cleared:?}");
+    assert!(cleared.iter().any(|c| c.starts_with("CloudFront-Hash-Algorithm=;")), "{cleared:?}");
     for cookie in &set_cookies {
         assert!(
             cookie.contains("; Path=/")
@@ -252,4 +257,73 @@ async fn the_signer_api_refuses_with_json_codes() {
     let (status, _, value) =
         stack.api("/api/sign-cookies", Some(&token), json!({ "gallery": "g2" })).await;
     assert_eq!(status, 200, "{value}");
+}
+
+/// Found in review: a Resource's leading `*` could reach a grant prefix placed in the query
+/// string or nested in the key, and the devserver trusted the Host header.
+#[tokio::test]
+async fn grants_cannot_be_stretched_by_query_strings_nested_prefixes_or_host_headers() {
+    let stack = Stack::start(&[]).await;
+    let token = stack.sign_in("alice", &["demo"]).await;
+    let (status, headers, _) =
+        stack.api("/api/sign-cookies", Some(&token), json!({ "uploads": true })).await;
+    assert_eq!(status, 200);
+    let uploads_only = cookie_header(&headers);
+    stack
+        .put("private/galleries/other/secret.jpg", devserver::SAMPLE_PHOTO.to_vec(), "image/jpeg")
+        .await;
+    stack
+        .put(
+            "private/galleries/other/uploads/alice/secret.jpg",
+            devserver::SAMPLE_PHOTO.to_vec(),
+            "image/jpeg",
+        )
+        .await;
+    for (path, reason) in [
+        ("/private/galleries/other/secret.jpg?x=uploads/alice/", "query-not-allowed"),
+        ("/300x300/private/galleries/other/secret.jpg?uploads/alice/", "query-not-allowed"),
+        ("/private/galleries/other/uploads/alice/secret.jpg", "non-canonical-path"),
+        ("/private/galleries/other/secret.jpg", "resource-not-covered"),
+    ] {
+        let chain = stack.follow_with(Method::GET, path, Some(&uploads_only)).await;
+        assert_eq!(chain.statuses(), [403], "{path}");
+        assert_eq!(chain.last().headers["x-devserver-refusal"], reason, "{path}");
+    }
+
+    // A valid signed URL with an extra query parameter is refused too.
+    let (_, _, body) = stack
+        .api("/api/sign-url", Some(&token), json!({ "path": format!("/{PRIVATE_SAMPLE_KEY}") }))
+        .await;
+    let url = body["url"].as_str().unwrap();
+    assert_eq!(stack.follow_with(Method::GET, url, None).await.statuses(), [200]);
+    let extra = format!("{url}&v=2");
+    assert_eq!(stack.follow_with(Method::GET, &extra, None).await.statuses(), [403]);
+    // Wildcards and characters a browser re-encodes are not signable paths.
+    for path in [
+        "/private/galleries/demo/*",
+        "/private/galleries/demo/a b.jpg",
+        "/private/galleries/demo/a\\b.jpg",
+    ] {
+        let (status, _, value) = stack
+            .api("/api/sign-url", Some(&token), json!({ "path": path, "bind_to_ip": true }))
+            .await;
+        assert_eq!((status, value["code"].as_str()), (400, Some("invalid-field")), "{path}");
+    }
+
+    // The Host header does not choose the URL the signature is checked against.
+    let gallery = gallery_cookies(&stack).await;
+    let host = stack.server.website_url.trim_start_matches("http://").to_owned();
+    let resp = stack
+        .http
+        .get(stack.url("/private/galleries/other/secret.jpg"))
+        .header("host", format!("{host}/private/galleries/demo/"))
+        .header("cookie", &gallery)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+
+    // `//private/...` is the key `/private/...` on S3: never the private object.
+    let chain = stack.follow(Method::GET, "//private/galleries/demo/seeding.jpg").await;
+    assert_ne!(chain.last().status, 200, "{chain:#?}");
 }
