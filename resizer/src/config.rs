@@ -119,26 +119,7 @@ impl Config {
         }
         let public_base_url = public_base_url.trim_end_matches('/').to_owned();
 
-        let max_dimension = number("MAX_DIMENSION", get("MAX_DIMENSION"), DEFAULT_MAX_DIMENSION)?;
-        if max_dimension == 0 || max_dimension > 65_535 {
-            return Err(invalid("MAX_DIMENSION", &max_dimension.to_string(), "must be 1..=65535"));
-        }
-        let raw_allowed = get("ALLOWED_RESOLUTIONS").unwrap_or_default();
-        let allowed = AllowedResolutions::parse(&raw_allowed, max_dimension)
-            .map_err(|e| invalid("ALLOWED_RESOLUTIONS", &raw_allowed, &e.to_string()))?;
-
-        let limits = Limits {
-            max_source_bytes: number(
-                "MAX_SOURCE_BYTES",
-                get("MAX_SOURCE_BYTES"),
-                DEFAULT_MAX_SOURCE_BYTES,
-            )?,
-            max_source_pixels: number(
-                "MAX_SOURCE_PIXELS",
-                get("MAX_SOURCE_PIXELS"),
-                DEFAULT_MAX_SOURCE_PIXELS,
-            )?,
-        };
+        let ImageSettings { max_dimension, allowed, limits } = ImageSettings::from_lookup(&lookup)?;
         let derivative_cache_control = get("DERIVATIVE_CACHE_CONTROL")
             .unwrap_or_else(|| DEFAULT_DERIVATIVE_CACHE_CONTROL.to_owned());
         if http::HeaderValue::from_str(&derivative_cache_control).is_err() {
@@ -170,6 +151,46 @@ impl Config {
             derivative_cache_control,
             force_path_style,
         })
+    }
+}
+
+/// The image limits shared by the Lambda and the `resize` CLI: MAX_DIMENSION,
+/// ALLOWED_RESOLUTIONS, MAX_SOURCE_BYTES and MAX_SOURCE_PIXELS.
+#[derive(Debug, Clone)]
+pub struct ImageSettings {
+    /// MAX_DIMENSION.
+    pub max_dimension: u32,
+    /// ALLOWED_RESOLUTIONS.
+    pub allowed: AllowedResolutions,
+    /// MAX_SOURCE_BYTES and MAX_SOURCE_PIXELS.
+    pub limits: Limits,
+}
+
+impl ImageSettings {
+    /// Parses and validates the four variables through `lookup`; unset means the default.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let max_dimension = number("MAX_DIMENSION", get("MAX_DIMENSION"), DEFAULT_MAX_DIMENSION)?;
+        if max_dimension == 0 || max_dimension > 65_535 {
+            return Err(invalid("MAX_DIMENSION", &max_dimension.to_string(), "must be 1..=65535"));
+        }
+        let raw_allowed = get("ALLOWED_RESOLUTIONS").unwrap_or_default();
+        let allowed = AllowedResolutions::parse(&raw_allowed, max_dimension)
+            .map_err(|e| invalid("ALLOWED_RESOLUTIONS", &raw_allowed, &e.to_string()))?;
+
+        let limits = Limits {
+            max_source_bytes: number(
+                "MAX_SOURCE_BYTES",
+                get("MAX_SOURCE_BYTES"),
+                DEFAULT_MAX_SOURCE_BYTES,
+            )?,
+            max_source_pixels: number(
+                "MAX_SOURCE_PIXELS",
+                get("MAX_SOURCE_PIXELS"),
+                DEFAULT_MAX_SOURCE_PIXELS,
+            )?,
+        };
+        Ok(Self { max_dimension, allowed, limits })
     }
 }
 

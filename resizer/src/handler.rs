@@ -11,11 +11,11 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
-use crate::config::Config;
+use crate::config::{AllowedResolutions, Config};
 use crate::key::{
     decode_key_param, encode_key_path, parse_derivative_key, DerivativeKey, KeyError, Size,
 };
-use crate::pipeline::{self, PipelineError};
+use crate::pipeline::{self, Limits, PipelineError};
 use crate::store::{PutOutcome, Store, StoreError};
 
 /// Everything the handler can answer other than a redirect.
@@ -200,19 +200,25 @@ async fn route(app: &App, req: &Request) -> Result<String, ApiError> {
     }
     let raw = decode_key_param(req.uri().query())?.ok_or(ApiError::MissingKey)?;
     let key = parse_derivative_key(&raw, app.config.max_dimension)?;
-    if !app.config.allowed.allows(key.size) {
-        return Err(ApiError::ResolutionNotAllowed(key.size));
+    admit(key.size, &app.config.allowed, &app.config.limits)?;
+    ensure_derivative(app, key).await
+}
+
+/// The checks on a size made before anything is fetched (the Lambda and the `resize` CLI
+/// share them): allowed by ALLOWED_RESOLUTIONS, and not too large to produce.
+pub fn admit(size: Size, allowed: &AllowedResolutions, limits: &Limits) -> Result<(), ApiError> {
+    if !allowed.allows(size) {
+        return Err(ApiError::ResolutionNotAllowed(size));
     }
     // One-sided sizes never exceed the original, which the pixel limit already bounds; a
-    // box can upscale, so it is bounded here, before anything is fetched.
-    if let Size::Box { width, height } = key.size {
-        let (pixels, limit) =
-            (u64::from(width) * u64::from(height), app.config.limits.max_source_pixels);
+    // box can upscale, so it is bounded here.
+    if let Size::Box { width, height } = size {
+        let (pixels, limit) = (u64::from(width) * u64::from(height), limits.max_source_pixels);
         if pixels > limit {
-            return Err(ApiError::OutputTooLarge { size: key.size, pixels, limit });
+            return Err(ApiError::OutputTooLarge { size, pixels, limit });
         }
     }
-    ensure_derivative(app, key).await
+    Ok(())
 }
 
 /// Makes sure the derivative exists and returns where to find it.
