@@ -356,6 +356,11 @@ where
                 continue;
             }
         };
+        // Without it, a response's last small segment waits for the client's delayed ACK
+        // (40 ms on Linux): every 300 KB GET from the store took 45 ms instead of 2.
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY: {e}");
+        }
         let inner = service.clone();
         let service =
             hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
