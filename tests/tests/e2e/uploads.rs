@@ -114,7 +114,7 @@ async fn presigned_put_uploads_once_with_the_signed_type_and_size() {
 }
 
 #[tokio::test]
-async fn expired_presigned_put_is_refused() {
+async fn expired_presigned_put_and_post_are_refused() {
     let stack = Stack::start(&[]).await;
     let creds = aws_credential_types::Credentials::new(
         devserver::DEFAULT_ACCESS_KEY,
@@ -137,6 +137,20 @@ async fn expired_presigned_put_is_refused() {
     let headers: Vec<(String, String)> = req.headers.into_iter().collect();
     let (status, text) = put(&stack, &req.url, &headers, SAMPLE_PHOTO.to_vec()).await;
     assert_eq!(status, 403, "{text}");
+    assert!(stack.get(key).await.is_none());
+    // A POST form signed an hour ago with a 15-minute policy is refused too.
+    let rules = signer::presign::PostRules {
+        key,
+        key_prefix: "uploads/alice/",
+        content_type: "image/jpeg",
+        length_range: (1, 10_000_000),
+        expires_in: Duration::from_secs(900),
+    };
+    let old_form = presigner.post(&rules, an_hour_ago).await.unwrap();
+    let form = json!({ "url": old_form.url, "fields": old_form.fields });
+    let (status, text) =
+        post_form(&stack, &form, SAMPLE_PHOTO.to_vec(), "image/jpeg", |_, v| v.to_owned()).await;
+    assert!(matches!(status, 400 | 403), "{status} {text}");
     assert!(stack.get(key).await.is_none());
     // The same request signed now goes through: the refusal was the expiry.
     let req = presigner
