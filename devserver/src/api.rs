@@ -94,14 +94,7 @@ pub async fn serve(
     };
     let lambda_req = Request::from_parts(parts, lambda_body)
         .with_request_context(RequestContext::ApiGatewayV2(context));
-    let resp = signer::handler::handle(signer, lambda_req).await;
-    let (parts, body) = resp.into_parts();
-    let bytes = match body {
-        lambda_http::Body::Text(text) => Bytes::from(text),
-        lambda_http::Body::Binary(data) => Bytes::from(data),
-        _ => Bytes::new(),
-    };
-    Response::from_parts(parts, Full::new(bytes))
+    crate::site::from_lambda(signer::handler::handle(signer, lambda_req).await)
 }
 
 #[derive(serde::Deserialize)]

@@ -91,10 +91,13 @@ fn resize_key(query: Option<&str>) -> Option<String> {
 async fn resize(site: &Site, req: Request<hyper::body::Incoming>) -> Reply {
     let (parts, _body) = req.into_parts();
     let lambda_req = Request::from_parts(parts, lambda_http::Body::Empty);
-    let resp = resizer::handle(&site.resizer, lambda_req).await;
+    from_lambda(resizer::handle(&site.resizer, lambda_req).await)
+}
+
+/// A mounted handler's lambda_http response as the devserver's HTTP response.
+pub(crate) fn from_lambda(resp: Response<lambda_http::Body>) -> Reply {
     let (parts, body) = resp.into_parts();
     let bytes = match body {
-        lambda_http::Body::Empty => Bytes::new(),
         lambda_http::Body::Text(text) => Bytes::from(text),
         lambda_http::Body::Binary(data) => Bytes::from(data),
         _ => Bytes::new(),
