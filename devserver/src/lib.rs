@@ -5,12 +5,17 @@
 //! - the S3 website endpoint ([`site`]) applying website-rules.json ([`website`]) exactly as
 //!   S3 applies routing rules;
 //! - the resizer's own `handle`, mounted at `/resize`, talking to the store through
-//!   aws-sdk-s3 as it does in Lambda.
+//!   aws-sdk-s3 as it does in Lambda;
+//! - the signer mounted at `/api/`, a development sign-in, the CloudFront-like private-path
+//!   check ([`private`]), the bucket's CORS configuration on the store ([`cors`]) and the
+//!   demo pages ([`pages`]) published into the bucket.
 //!
 //! Used by `main.rs` and by the end-to-end tests, which start it on ephemeral ports.
 
 pub mod api;
 pub mod auth;
+pub mod cors;
+pub mod pages;
 pub mod private;
 pub mod site;
 pub mod store;
@@ -77,6 +82,9 @@ pub struct Options {
     pub signer_env: HashMap<String, String>,
     /// PRIVATE_PATHS: the path patterns that need a signature.
     pub private_paths: String,
+    /// The embedded store's CORS configuration. `None`: one rule letting the website
+    /// endpoint's pages upload ([`cors::CorsRule::for_pages`]).
+    pub cors: Option<cors::CorsConfiguration>,
 }
 
 impl Options {
@@ -96,6 +104,7 @@ impl Options {
             cloudfront_private_key: None,
             signer_env: HashMap::new(),
             private_paths: signer::pattern::PrivatePaths::DEFAULT.into(),
+            cors: None,
         }
     }
 }
@@ -162,25 +171,32 @@ impl DevServer {
         }
         let mut tasks = Vec::new();
         let counters = store::Counters::default();
-        let s3_endpoint = match &opts.s3_endpoint {
-            Some(endpoint) => endpoint.trim_end_matches('/').to_owned(),
-            None => {
-                let store = store::Store::new(&opts.data_dir, counters.clone())?;
-                let service = store::service(store, &opts.access_key, &opts.secret_key);
-                let listener = TcpListener::bind(opts.s3_listen)
-                    .await
-                    .with_context(|| format!("binding the S3 server to {}", opts.s3_listen))?;
-                let addr = listener.local_addr()?;
-                tasks.push(tokio::spawn(serve_http(listener, service)));
-                format!("http://{addr}")
-            }
-        };
-
+        // The website endpoint is bound first: its origin is the one the store's CORS
+        // configuration allows.
         let listener = TcpListener::bind(opts.listen)
             .await
             .with_context(|| format!("binding the website endpoint to {}", opts.listen))?;
         let host = listener.local_addr()?.to_string();
         let website_url = format!("http://{host}");
+        let s3_endpoint = match &opts.s3_endpoint {
+            Some(endpoint) => endpoint.trim_end_matches('/').to_owned(),
+            None => {
+                let store = store::Store::new(&opts.data_dir, counters.clone())?;
+                let cors = opts.cors.clone().unwrap_or_else(|| cors::CorsConfiguration {
+                    rules: vec![cors::CorsRule::for_pages(&website_url)],
+                });
+                let service = cors::Cors {
+                    inner: store::service(store, &opts.access_key, &opts.secret_key),
+                    config: Arc::new(cors),
+                };
+                let s3_listener = TcpListener::bind(opts.s3_listen)
+                    .await
+                    .with_context(|| format!("binding the S3 server to {}", opts.s3_listen))?;
+                let addr = s3_listener.local_addr()?;
+                tasks.push(tokio::spawn(serve_http(s3_listener, service)));
+                format!("http://{addr}")
+            }
+        };
 
         let website =
             website::WebsiteConfiguration::from_template(&opts.rules_template, "http", &host)
@@ -270,25 +286,24 @@ impl DevServer {
         Ok(())
     }
 
-    /// Uploads the sample photograph and the index page if they are not there yet, with the
-    /// resizer's own create-only write, so nothing already in the bucket is replaced.
+    /// Uploads the sample photographs if they are not there yet, with the resizer's own
+    /// create-only write, so no original already in the bucket is replaced; then publishes
+    /// this build's pages ([`pages::publish`]).
     async fn upload_samples(&self) -> anyhow::Result<()> {
         let store = resizer::store::Store::new(self.client.clone(), self.bucket.clone());
-        let index = include_str!("index.html");
-        for (key, body, content_type, cache_control) in [
-            ("samples/seeding.jpg", SAMPLE_PHOTO, "image/jpeg", "public, max-age=3600"),
-            (PRIVATE_SAMPLE_KEY, SAMPLE_PHOTO, "image/jpeg", "private, max-age=3600"),
-            ("index.html", index.as_bytes(), "text/html; charset=utf-8", "no-cache"),
+        for (key, cache_control) in [
+            ("samples/seeding.jpg", "public, max-age=3600"),
+            (PRIVATE_SAMPLE_KEY, "private, max-age=3600"),
         ] {
             let outcome = store
-                .put_if_absent(key, body.to_vec(), content_type, cache_control)
+                .put_if_absent(key, SAMPLE_PHOTO.to_vec(), "image/jpeg", cache_control)
                 .await
                 .with_context(|| format!("uploading {key}"))?;
             if outcome == resizer::store::PutOutcome::Created {
                 tracing::info!(key, "uploaded sample");
             }
         }
-        Ok(())
+        pages::publish(&self.client, &self.bucket).await
     }
 }
 

@@ -36,7 +36,7 @@ struct Cli {
     /// The website configuration (routing rules) to apply.
     #[arg(long, default_value = devserver::RULES_PATH)]
     rules: PathBuf,
-    /// Do not upload the sample photograph and index page.
+    /// Do not upload the sample photographs and the pages.
     #[arg(long)]
     no_samples: bool,
 }
@@ -104,6 +104,9 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "\ndevserver is up\n\
          \n  demo page            {w}/\
+         \n  public gallery       {w}/pages/gallery.html\
+         \n  private gallery      {w}/pages/private.html   (sign in on the page)\
+         \n  upload               {w}/pages/upload.html\
          \n  a 300x300 thumbnail  {w}/300x300/samples/seeding.jpg\
          \n  640 wide             {w}/640x/samples/seeding.jpg\
          \n  200 high             {w}/x200/samples/seeding.jpg\
