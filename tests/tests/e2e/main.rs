@@ -4,6 +4,7 @@
 mod browser;
 mod errors;
 mod lambda_events;
+mod pages;
 mod private;
 mod resize_on_miss;
 mod store;
