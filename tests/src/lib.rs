@@ -2,6 +2,8 @@
 //! embedded S3 store in a temporary directory, an HTTP client that does not follow
 //! redirects, and helpers to walk a redirect chain and read the bucket over S3.
 
+pub mod runtime_api;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 

@@ -4,10 +4,12 @@
 mod browser;
 mod errors;
 mod lambda_events;
+mod lambda_runtime;
 mod pages;
 mod private;
 mod resize_on_miss;
 mod store;
+mod template;
 mod uploads;
 mod website;
 

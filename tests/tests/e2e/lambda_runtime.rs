@@ -1,0 +1,158 @@
+//! The built Lambda binaries (`bootstrap`s from `cargo lambda build` when
+//! LAMBDA_BOOTSTRAP_DIR is set, as in `scripts/test`) run under a Lambda Runtime API and
+//! fed the committed API Gateway HTTP API v2 events, against the embedded store.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use e2e::runtime_api::{bootstrap, lambda_environment, Function, Outcome, RuntimeApi};
+use e2e::{inspect, Stack};
+use image::ImageFormat;
+use signer::cloudfront::{SignedRequest, TrustedKeys};
+use signer::keys::VerifyingKey;
+
+const INVOKE: Duration = Duration::from_secs(60);
+const START: Duration = Duration::from_secs(20);
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/data/apigw_v2/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn signer_key(name: &str) -> String {
+    let path = format!("{}/../signer/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The variables that point a function at the stack's store.
+fn store_env(stack: &Stack) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL_S3", stack.server.s3_endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", devserver::DEFAULT_ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", devserver::DEFAULT_SECRET_KEY),
+        ("S3_FORCE_PATH_STYLE", "true"),
+        ("BUCKET", stack.server.bucket.as_str()),
+        ("PUBLIC_BASE_URL", "https://cdn.example.com"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+fn with(mut env: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    env
+}
+
+fn response(outcome: Outcome) -> serde_json::Value {
+    match outcome {
+        Outcome::Response(value) => value,
+        Outcome::Error(error) => panic!("the function reported an invocation error: {error}"),
+    }
+}
+
+#[tokio::test]
+async fn the_resizer_bootstrap_answers_a_miss_event_with_307_and_writes_the_derivative() {
+    let stack = Stack::start(&[]).await;
+    let api = RuntimeApi::start().await;
+    let env = [lambda_environment(&api, "resizer"), store_env(&stack)].concat();
+    let function = Function::spawn(&bootstrap("resizer"), &env);
+
+    let miss = response(api.invoke(&fixture("resize_miss.json"), INVOKE).await);
+    assert_eq!(miss["statusCode"], 307, "{miss}");
+    assert_eq!(miss["headers"]["location"], "https://cdn.example.com/300x300/samples/seeding.jpg");
+    assert_eq!(miss["headers"]["cache-control"], "no-store");
+    let (stored, content_type, _) = stack.get("300x300/samples/seeding.jpg").await.unwrap();
+    assert_eq!(content_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(inspect(&stored), (ImageFormat::Jpeg, 300, 300));
+
+    // The same warm process takes the next event: a POST is refused with its JSON code.
+    let post = response(api.invoke(&fixture("resize_post.json"), INVOKE).await);
+    assert_eq!(post["statusCode"], 405, "{post}");
+    let body: serde_json::Value = serde_json::from_str(post["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["code"], "method-not-allowed");
+    drop(function);
+}
+
+#[tokio::test]
+async fn the_signer_bootstrap_returns_gallery_cookies_in_the_cookies_array() {
+    let stack = Stack::start(&[]).await;
+    let api = RuntimeApi::start().await;
+    let pem = signer_key("rsa2048-pkcs1.pem");
+    let env = with(
+        [lambda_environment(&api, "signer"), store_env(&stack)].concat(),
+        &[
+            ("CLOUDFRONT_KEY_PAIR_ID", "K2JCJMDEHXQW5F"),
+            ("CLOUDFRONT_PRIVATE_KEY", &pem),
+            ("COOKIE_DOMAIN", "example.com"),
+        ],
+    );
+    let function = Function::spawn(&bootstrap("signer"), &env);
+
+    let resp = response(api.invoke(&fixture("signer_sign_cookies.json"), INVOKE).await);
+    assert_eq!(resp["statusCode"], 200, "{resp}");
+    // Payload format 2.0: Set-Cookie travels in `cookies`, one entry per cookie.
+    let cookies: Vec<&str> = resp["cookies"]
+        .as_array()
+        .expect("a cookies array")
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .filter(|c| !c.contains("Max-Age=0"))
+        .collect();
+    let names: Vec<&str> = cookies.iter().map(|c| c.split('=').next().unwrap()).collect();
+    assert_eq!(names, ["CloudFront-Policy", "CloudFront-Signature", "CloudFront-Key-Pair-Id"]);
+
+    // The cookies open the gallery they were asked for, and only it.
+    let mut keys = TrustedKeys::new();
+    keys.insert(
+        "K2JCJMDEHXQW5F",
+        VerifyingKey::from_pem(signer_key("rsa2048-public.pem").as_bytes()).unwrap(),
+    );
+    let cookie_header =
+        cookies.iter().map(|c| c.split(';').next().unwrap()).collect::<Vec<_>>().join("; ");
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let check = |url: &str| {
+        keys.verify(&SignedRequest {
+            url,
+            cookie_header: Some(&cookie_header),
+            client_ip: "203.0.113.7".parse().unwrap(),
+            now,
+        })
+    };
+    assert!(check("https://cdn.example.com/300x300/private/galleries/demo/cat.jpg").is_ok());
+    assert!(check("https://cdn.example.com/private/galleries/other/cat.jpg").is_err());
+    drop(function);
+}
+
+#[tokio::test]
+async fn a_resizer_without_bucket_exits_at_start_naming_it_before_polling() {
+    let api = RuntimeApi::start().await;
+    let env = with(
+        lambda_environment(&api, "resizer"),
+        &[("PUBLIC_BASE_URL", "https://cdn.example.com")],
+    );
+    let (ok, output) = Function::spawn(&bootstrap("resizer"), &env).exit(START).await;
+    assert!(!ok, "{output}");
+    assert!(output.contains("BUCKET is required"), "{output}");
+    assert_eq!(api.polls(), 0, "it asked for work with a broken configuration");
+}
+
+#[tokio::test]
+async fn a_signer_with_an_unreadable_key_exits_at_start_naming_the_variable() {
+    let api = RuntimeApi::start().await;
+    let env = with(
+        lambda_environment(&api, "signer"),
+        &[
+            ("CLOUDFRONT_KEY_PAIR_ID", "K2JCJMDEHXQW5F"),
+            (
+                "CLOUDFRONT_PRIVATE_KEY",
+                "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n",
+            ),
+            ("BUCKET", "images"),
+            ("PUBLIC_BASE_URL", "https://cdn.example.com"),
+        ],
+    );
+    let (ok, output) = Function::spawn(&bootstrap("signer"), &env).exit(START).await;
+    assert!(!ok, "{output}");
+    assert!(output.contains("CLOUDFRONT_PRIVATE_KEY"), "{output}");
+    assert_eq!(api.polls(), 0, "it asked for work with a broken configuration");
+}
