@@ -373,6 +373,9 @@ fn encode(
         Format::Jpeg => {
             let mut encoder = jpeg_encoder::Encoder::new(&mut out, LOSSY_QUALITY);
             encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+            // Chroma averaged over each 2x2 block, as libjpeg does; the crate's default takes
+            // the top-left pixel, which aliases colour edges and costs bytes.
+            encoder.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
             encoder.set_optimized_huffman_tables(true);
             if let Some(icc) = &icc_profile {
                 encoder.add_icc_profile(icc).map_err(|e| fail(&e))?;
@@ -385,6 +388,7 @@ fn encode(
             encoder
                 .encode(&r.pixels, r.width as u16, r.height as u16, color)
                 .map_err(|e| fail(&e))?;
+            drop_jfif_header(&mut out);
         }
         Format::Png => {
             // fdeflate ("Fast") with adaptive filters: on the 4 MP benchmark photograph it was
@@ -441,6 +445,19 @@ fn encode(
     Ok(out)
 }
 
+/// Removes the JFIF APP0 segment jpeg-encoder always writes right after SOI (18 bytes). It
+/// carries only a version and a pixel density; decoders take three components as YCbCr
+/// without it, and libjpeg-turbo's writer in libvips (sharp) leaves it out too.
+fn drop_jfif_header(jpeg: &mut Vec<u8>) {
+    const APP0: [u8; 4] = [0xFF, 0xD8, 0xFF, 0xE0];
+    if jpeg.len() > 11 && jpeg[..4] == APP0 && &jpeg[6..11] == b"JFIF\0" {
+        let segment = 2 + usize::from(u16::from_be_bytes([jpeg[4], jpeg[5]]));
+        if jpeg.len() > 2 + segment {
+            jpeg.drain(2..2 + segment);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,6 +490,34 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn jpeg_output_has_no_jfif_segment_and_keeps_its_colours() {
+        let out = resize(&two_colour_jpeg(400, 200), boxed(100, 50), &LIMITS).unwrap();
+        assert_eq!(out.bytes[..2], [0xFF, 0xD8]);
+        assert!(!out.bytes.windows(5).any(|w| w == b"JFIF\0"), "no JFIF APP0");
+        // Read as YCbCr without the JFIF marker: red stays red, blue stays blue, and the
+        // boundary's colours are averaged, not taken from one corner pixel.
+        let img = decode(&out.bytes).to_rgb8();
+        let (red, blue) = (img.get_pixel(10, 25), img.get_pixel(90, 25));
+        assert!(red[0] > 200 && red[2] < 60, "{red:?}");
+        assert!(blue[2] > 200 && blue[0] < 60, "{blue:?}");
+        assert_eq!(image::load_from_memory(&out.bytes).unwrap().dimensions(), (100, 50));
+    }
+
+    #[test]
+    fn only_a_leading_jfif_segment_is_dropped() {
+        let mut other = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x08, b'E', b'x', b'i', b'f', 0, 0];
+        other.extend_from_slice(&[0xFF, 0xD9]);
+        let before = other.clone();
+        drop_jfif_header(&mut other);
+        assert_eq!(other, before);
+        let mut jfif = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+        jfif.extend_from_slice(b"JFIF\0\x01\x01\x00\x00\x01\x00\x01\x00\x00");
+        jfif.extend_from_slice(&[0xFF, 0xDB, 0xFF, 0xD9]);
+        drop_jfif_header(&mut jfif);
+        assert_eq!(jfif, [0xFF, 0xD8, 0xFF, 0xDB, 0xFF, 0xD9]);
     }
 
     /// A JPEG of `w` x `h` whose left half is red and right half blue.
