@@ -250,24 +250,12 @@ impl Function {
     }
 
     /// Waits for the process to exit (within `timeout`); returns (success, stdout + stderr).
-    pub async fn exit(mut self, timeout: Duration) -> (bool, String) {
-        let status = tokio::time::timeout(timeout, self.child.wait())
+    pub async fn exit(self, timeout: Duration) -> (bool, String) {
+        let out = tokio::time::timeout(timeout, self.child.wait_with_output())
             .await
             .expect("the function exits on its own")
             .expect("wait for the function");
-        let mut text = String::new();
-        for pipe in [
-            self.child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin>),
-            self.child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let mut pipe = pipe;
-            let mut buf = Vec::new();
-            let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut buf).await;
-            text.push_str(&String::from_utf8_lossy(&buf));
-        }
-        (status.success(), text)
+        let text = [out.stdout, out.stderr].map(|b| String::from_utf8_lossy(&b).into_owned());
+        (out.status.success(), text.concat())
     }
 }

@@ -3,15 +3,10 @@
 
 use e2e::Stack;
 
-/// Chromium's binary: `$CHROMIUM`, else `chromium` on PATH (Debian's package).
-fn chromium() -> String {
-    std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into())
-}
-
 /// Loads `url` headless and returns the DOM after the load event.
 async fn dump_dom(url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
-    let out = tokio::process::Command::new(chromium())
+    let out = tokio::process::Command::new(crate::chromium())
         .args([
             "--headless",
             "--no-sandbox",
@@ -30,7 +25,7 @@ async fn dump_dom(url: &str) -> String {
         .output()
         .await
         .unwrap_or_else(|e| {
-            panic!("cannot run {} ({e}); install Debian's chromium package", chromium())
+            panic!("cannot run {} ({e}); install Debian's chromium package", crate::chromium())
         });
     assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()

@@ -49,3 +49,22 @@ pub fn webp(w: u32, h: u32) -> Vec<u8> {
         .unwrap();
     out
 }
+
+/// A 1400x1400 PNG of noise: incompressible, so bigger than one 5 MiB multipart part.
+pub fn noise_png() -> Vec<u8> {
+    let mut state = 0x2545_f491_u32;
+    let img = image::RgbImage::from_fn(1400, 1400, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        image::Rgb([state as u8, (state >> 8) as u8, (state >> 16) as u8])
+    });
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+    out
+}
+
+/// Chromium's binary: `$CHROMIUM`, else Debian's package.
+pub fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}

@@ -12,11 +12,6 @@ use serde_json::{json, Value};
 
 const BROWSER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/browser");
 
-/// Chromium's binary: `$CHROMIUM`, else Debian's.
-fn chromium() -> String {
-    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
-}
-
 /// `target/browser-artifacts/{name}`, emptied.
 fn artifacts(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -41,7 +36,7 @@ async fn browse(stack: &Stack, scenario: &str, name: &str, input: Value) -> Valu
         .current_dir(BROWSER_DIR)
         .env("PAGES_URL", &stack.server.website_url)
         .env("ARTIFACTS", &dir)
-        .env("CHROMIUM", chromium())
+        .env("CHROMIUM", crate::chromium())
         .env("SCENARIO_INPUT", input.to_string())
         .kill_on_drop(true)
         .output();
@@ -293,20 +288,6 @@ async fn an_upload_form_that_expires_before_the_file_arrives_is_refused_with_the
     assert!(!stack.keys().await.iter().any(|k| k.starts_with("uploads/")));
 }
 
-/// A PNG of noise: incompressible, so over one 5 MiB part.
-fn noise_png() -> Vec<u8> {
-    let mut state = 0x2545_f491_u32;
-    let img = image::RgbImage::from_fn(1400, 1400, |_, _| {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        image::Rgb([state as u8, (state >> 8) as u8, (state >> 16) as u8])
-    });
-    let mut out = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_file_goes_up_in_presigned_parts_and_displays() {
     let part = 5 * 1024 * 1024;
@@ -314,7 +295,7 @@ async fn a_large_file_goes_up_in_presigned_parts_and_displays() {
         o.signer_env.insert("MULTIPART_PART_BYTES".into(), part.to_string());
     })
     .await;
-    let png = noise_png();
+    let png = crate::noise_png();
     assert!(png.len() > part);
     let files = tempfile::tempdir().unwrap();
     let path = files.path().join("big.png");

@@ -236,22 +236,6 @@ async fn presigned_post_enforces_size_type_and_key_before_storing() {
     assert_resizes(&stack, &key).await;
 }
 
-/// A PNG of noise: incompressible, so it is bigger than one 5 MiB part.
-fn big_png() -> Vec<u8> {
-    let mut state = 0x2545_f491_u32;
-    let img = image::RgbImage::from_fn(1400, 1400, |_, _| {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        image::Rgb([state as u8, (state >> 8) as u8, (state >> 16) as u8])
-    });
-    let mut out = Vec::new();
-    image::DynamicImage::ImageRgb8(img)
-        .write_to(&mut std::io::Cursor::new(&mut out), ImageFormat::Png)
-        .unwrap();
-    out
-}
-
 #[tokio::test]
 async fn multipart_upload_with_presigned_parts_completes_and_abort_leaves_nothing() {
     let part_bytes = 5 * 1024 * 1024;
@@ -260,7 +244,7 @@ async fn multipart_upload_with_presigned_parts_completes_and_abort_leaves_nothin
     })
     .await;
     let token = stack.sign_in("alice", &[]).await;
-    let png = big_png();
+    let png = crate::noise_png();
     assert!(png.len() > part_bytes, "{}", png.len());
     let (status, _, begun) = stack
         .api(
