@@ -230,3 +230,125 @@ process.stdout.write(JSON.stringify(answers));
     // Both kinds of answer occur, so agreement is not vacuous.
     assert!(refused > 0 && refused < cases.len(), "{refused} of {}", cases.len());
 }
+
+#[test]
+fn the_bucket_is_encrypted_versioned_cleaned_up_and_open_only_to_the_secret_referer() {
+    let template = template();
+    let bucket = &resource(&template, "ImagesBucket")["Properties"];
+    assert_eq!(bucket["BucketName"], json!({"!Ref": "BucketName"}));
+    let sse = &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
+    assert_eq!(sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"], "AES256");
+    assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
+    let rules = bucket["LifecycleConfiguration"]["Rules"].as_array().unwrap();
+    assert!(rules.iter().any(|r| r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1));
+    let cors = &bucket["CorsConfiguration"]["CorsRules"][0];
+    assert_eq!(cors["AllowedOrigins"], json!({"!Ref": "UploadCorsOrigins"}));
+    assert_eq!(cors["ExposedHeaders"], json!(["ETag"]));
+    let block = &bucket["PublicAccessBlockConfiguration"];
+    assert_eq!(
+        (&block["BlockPublicAcls"], &block["IgnorePublicAcls"]),
+        (&json!(true), &json!(true))
+    );
+
+    // The one public grant: GetObject for requests with the Referer CloudFront adds.
+    let policy = &resource(&template, "ImagesBucketPolicy")["Properties"]["PolicyDocument"];
+    let statements = policy["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0]["Action"], "s3:GetObject");
+    let secret = json!({"!Ref": "OriginVerifySecret"});
+    assert_eq!(statements[0]["Condition"]["StringEquals"]["aws:Referer"], secret);
+    let config = &resource(&template, "Distribution")["Properties"]["DistributionConfig"];
+    let website = config["Origins"].as_array().unwrap().iter().find(|o| o["Id"] == "website");
+    let header = &website.expect("a website origin")["OriginCustomHeaders"][0];
+    assert_eq!((&header["HeaderName"], &header["HeaderValue"]), (&json!("Referer"), &secret));
+}
+
+#[test]
+fn resize_and_api_go_uncached_to_the_http_api_and_only_the_signer_needs_a_jwt() {
+    const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
+    const ALL_VIEWER_EXCEPT_HOST: &str = "b689b0a8-53d0-40ab-baf2-68738e2966ac";
+    let template = template();
+    let config = &resource(&template, "Distribution")["Properties"]["DistributionConfig"];
+    for pattern in ["/resize*", "/api/*"] {
+        let behaviour = config["CacheBehaviors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["PathPattern"] == pattern)
+            .unwrap_or_else(|| panic!("no {pattern} behaviour"));
+        assert_eq!(behaviour["TargetOriginId"], "api", "{pattern}");
+        assert_eq!(behaviour["CachePolicyId"], CACHING_DISABLED, "{pattern}");
+        assert_eq!(behaviour["OriginRequestPolicyId"], ALL_VIEWER_EXCEPT_HOST, "{pattern}");
+    }
+    // The bucket's cache policy leaves TTLs to the origin's Cache-Control.
+    let images = &resource(&template, "ImagesCachePolicy")["Properties"]["CachePolicyConfig"];
+    assert_eq!(images["MinTTL"], 0);
+
+    let routes: Vec<&Value> = template["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::ApiGatewayV2::Route")
+        .map(|r| &r["Properties"])
+        .collect();
+    let auth = |key: &str| {
+        let route = routes.iter().find(|r| r["RouteKey"] == key).expect("route");
+        route["AuthorizationType"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(auth("GET /resize"), "NONE");
+    assert_eq!(auth("HEAD /resize"), "NONE");
+    assert_eq!(auth("ANY /api/{proxy+}"), "JWT");
+    let jwt = &resource(&template, "JwtAuthorizer")["Properties"]["JwtConfiguration"];
+    assert_eq!(jwt["Issuer"], json!({"!Ref": "JwtIssuer"}));
+    assert_eq!(jwt["Audience"], json!({"!Ref": "JwtAudience"}));
+}
+
+#[test]
+fn the_signer_may_write_only_uploads_read_only_what_it_hands_out_and_its_secret() {
+    let template = template();
+    let policies = &resource(&template, "SignerFunction")["Properties"]["Policies"];
+    let mut grants = BTreeSet::new();
+    for statement in policies[0]["Statement"].as_array().unwrap() {
+        assert_eq!(statement["Effect"], "Allow");
+        let list = |v: &Value| match v {
+            Value::Array(items) => items.clone(),
+            one => vec![one.clone()],
+        };
+        for action in list(&statement["Action"]) {
+            for resource in list(&statement["Resource"]) {
+                let resource = resource.get("!Sub").or(resource.get("!Ref")).unwrap().clone();
+                grants.insert(format!(
+                    "{} {}",
+                    action.as_str().unwrap(),
+                    resource.as_str().unwrap()
+                ));
+            }
+        }
+    }
+    let objects = "arn:${AWS::Partition}:s3:::${BucketName}";
+    let expected: BTreeSet<String> = [
+        format!("s3:PutObject {objects}/uploads/*"),
+        format!("s3:AbortMultipartUpload {objects}/uploads/*"),
+        format!("s3:GetObject {objects}/uploads/*"),
+        format!("s3:GetObject {objects}/private/galleries/*"),
+        "secretsmanager:GetSecretValue CloudFrontPrivateKeySecretArn".to_owned(),
+    ]
+    .into();
+    assert_eq!(grants, expected);
+}
+
+#[test]
+fn the_stack_outputs_the_site_the_distribution_and_the_api() {
+    let template = template();
+    for output in ["SiteUrl", "WebsiteEndpoint", "DistributionDomainName", "ApiUrl"] {
+        assert!(template["Outputs"][output]["Value"].is_object(), "no output {output}");
+    }
+    for (function, group) in
+        [("ResizerFunction", "ResizerLogGroup"), ("SignerFunction", "SignerLogGroup")]
+    {
+        let logging = &resource(&template, function)["Properties"]["LoggingConfig"];
+        assert_eq!(logging["LogGroup"], json!({"!Ref": group}));
+        let retention = &resource(&template, group)["Properties"]["RetentionInDays"];
+        assert_eq!(retention, &json!({"!Ref": "LogRetentionDays"}));
+    }
+}
