@@ -388,7 +388,7 @@ fn encode(
             encoder
                 .encode(&r.pixels, r.width as u16, r.height as u16, color)
                 .map_err(|e| fail(&e))?;
-            drop_jfif_header(&mut out);
+            compact_jpeg_header(&mut out);
         }
         Format::Png => {
             // fdeflate ("Fast") with adaptive filters: on the 4 MP benchmark photograph it was
@@ -445,17 +445,67 @@ fn encode(
     Ok(out)
 }
 
-/// Removes the JFIF APP0 segment jpeg-encoder always writes right after SOI (18 bytes). It
-/// carries only a version and a pixel density; decoders take three components as YCbCr
-/// without it, and libjpeg-turbo's writer in libvips (sharp) leaves it out too.
-fn drop_jfif_header(jpeg: &mut Vec<u8>) {
-    const APP0: [u8; 4] = [0xFF, 0xD8, 0xFF, 0xE0];
-    if jpeg.len() > 11 && jpeg[..4] == APP0 && &jpeg[6..11] == b"JFIF\0" {
-        let segment = 2 + usize::from(u16::from_be_bytes([jpeg[4], jpeg[5]]));
-        if jpeg.len() > 2 + segment {
-            jpeg.drain(2..2 + segment);
+/// Rewrites the header jpeg-encoder writes, before the first scan, the way libjpeg-turbo's
+/// smallest output would look: no JFIF APP0 segment (18 bytes of version and density;
+/// decoders take three components as YCbCr without it, and libvips' writer leaves it out
+/// too), both quantisation tables in one DQT segment and all Huffman tables in one DHT
+/// segment (4 and 12 bytes of marker and length saved). Tables only move to where the first of
+/// their kind stood, still ahead of the scan that uses them; everything from the first SOS on
+/// is untouched. Anything this does not recognise leaves the bytes as they are.
+fn compact_jpeg_header(jpeg: &mut Vec<u8>) {
+    const SOI: [u8; 2] = [0xFF, 0xD8];
+    const DQT: u8 = 0xDB;
+    const DHT: u8 = 0xC4;
+    const SOS: u8 = 0xDA;
+    if jpeg.len() < 4 || jpeg[..2] != SOI {
+        return;
+    }
+    // (marker, payload range) of every segment before the first SOS.
+    let mut segments = Vec::new();
+    let mut at = 2;
+    let scan_start = loop {
+        let Some(&[0xFF, marker, hi, lo]) = jpeg.get(at..at + 4) else { return };
+        if marker == SOS {
+            break at;
+        }
+        let len = usize::from(u16::from_be_bytes([hi, lo]));
+        if len < 2 || at + 2 + len > jpeg.len() {
+            return;
+        }
+        segments.push((marker, at + 4..at + 2 + len));
+        at += 2 + len;
+    };
+    let merged = |kind: u8| -> Vec<u8> {
+        segments
+            .iter()
+            .filter(|(m, _)| *m == kind)
+            .flat_map(|(_, r)| &jpeg[r.clone()])
+            .copied()
+            .collect()
+    };
+    let (tables_q, tables_h) = (merged(DQT), merged(DHT));
+    if tables_q.len() + 2 > usize::from(u16::MAX) || tables_h.len() + 2 > usize::from(u16::MAX) {
+        return;
+    }
+    let mut header = Vec::with_capacity(scan_start);
+    header.extend_from_slice(&SOI);
+    let mut push = |marker: u8, body: &[u8]| {
+        header.extend_from_slice(&[0xFF, marker]);
+        header.extend_from_slice(&((body.len() + 2) as u16).to_be_bytes());
+        header.extend_from_slice(body);
+    };
+    let (mut wrote_q, mut wrote_h) = (false, false);
+    for (marker, payload) in &segments {
+        let body = &jpeg[payload.clone()];
+        match *marker {
+            0xE0 if body.starts_with(b"JFIF\0") => {}
+            DQT if !std::mem::replace(&mut wrote_q, true) => push(DQT, &tables_q),
+            DHT if !std::mem::replace(&mut wrote_h, true) => push(DHT, &tables_h),
+            DQT | DHT => {}
+            other => push(other, body),
         }
     }
+    jpeg.splice(..scan_start, header);
 }
 
 #[cfg(test)]
@@ -506,18 +556,75 @@ mod tests {
         assert_eq!(image::load_from_memory(&out.bytes).unwrap().dimensions(), (100, 50));
     }
 
+    /// A segment: marker, big-endian length, payload.
+    fn segment(marker: u8, payload: &[u8]) -> Vec<u8> {
+        let mut s = vec![0xFF, marker];
+        s.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        s.extend_from_slice(payload);
+        s
+    }
+
     #[test]
-    fn only_a_leading_jfif_segment_is_dropped() {
-        let mut other = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x08, b'E', b'x', b'i', b'f', 0, 0];
-        other.extend_from_slice(&[0xFF, 0xD9]);
-        let before = other.clone();
-        drop_jfif_header(&mut other);
-        assert_eq!(other, before);
-        let mut jfif = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
-        jfif.extend_from_slice(b"JFIF\0\x01\x01\x00\x00\x01\x00\x01\x00\x00");
-        jfif.extend_from_slice(&[0xFF, 0xDB, 0xFF, 0xD9]);
-        drop_jfif_header(&mut jfif);
-        assert_eq!(jfif, [0xFF, 0xD8, 0xFF, 0xDB, 0xFF, 0xD9]);
+    fn jpeg_header_keeps_one_dqt_and_one_dht_and_drops_jfif() {
+        let scan = [&segment(0xDA, &[1, 2, 3])[..], &[0x55, 0xFF, 0x00, 0xFF, 0xD9]].concat();
+        let input = [
+            &[0xFF, 0xD8][..],
+            &segment(0xE0, b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0"),
+            &segment(0xE2, b"ICC_PROFILE\0\x01\x01abc"),
+            &segment(0xC0, &[8, 0, 1, 0, 1, 1, 1, 0x11, 0]),
+            &segment(0xDB, &[0, 10, 11]),
+            &segment(0xDB, &[1, 20, 21]),
+            &segment(0xC4, &[0x00, 5]),
+            &segment(0xC4, &[0x10, 6]),
+            &segment(0xC4, &[0x01, 7]),
+            &scan,
+        ]
+        .concat();
+        let mut out = input.clone();
+        compact_jpeg_header(&mut out);
+        let expected = [
+            &[0xFF, 0xD8][..],
+            &segment(0xE2, b"ICC_PROFILE\0\x01\x01abc"),
+            &segment(0xC0, &[8, 0, 1, 0, 1, 1, 1, 0x11, 0]),
+            &segment(0xDB, &[0, 10, 11, 1, 20, 21]),
+            &segment(0xC4, &[0x00, 5, 0x10, 6, 0x01, 7]),
+            &scan,
+        ]
+        .concat();
+        assert_eq!(out, expected);
+        assert_eq!(input.len() - out.len(), 18 + 4 + 2 * 4, "JFIF, one DQT and two DHT headers");
+    }
+
+    #[test]
+    fn jpeg_header_it_does_not_understand_is_left_alone() {
+        let exif = [&[0xFF, 0xD8][..], &segment(0xE1, b"Exif\0\0"), &[0xFF, 0xD9]].concat();
+        let truncated = [&[0xFF, 0xD8][..], &segment(0xDB, &[0, 1, 2])[..5]].concat();
+        let no_soi = [&segment(0xDB, &[0, 1]), &segment(0xDB, &[1, 2])[..]].concat();
+        for bytes in [exif, truncated, no_soi] {
+            let mut out = bytes.clone();
+            compact_jpeg_header(&mut out);
+            assert_eq!(out, bytes);
+        }
+    }
+
+    #[test]
+    fn compacted_jpeg_decodes_to_the_same_pixels() {
+        let img = decode(PHOTO).to_rgb8();
+        let mut plain = Vec::new();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut plain, LOSSY_QUALITY);
+        encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+        encoder.set_optimized_huffman_tables(true);
+        let (w, h) = (img.width() as u16, img.height() as u16);
+        encoder.encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgb).unwrap();
+        let mut compact = plain.clone();
+        compact_jpeg_header(&mut compact);
+        let count = |b: &[u8], m: u8| {
+            b.windows(2).take_while(|w| w != &[0xFF, 0xDA]).filter(|w| w == &[0xFF, m]).count()
+        };
+        assert_eq!((count(&plain, 0xDB), count(&plain, 0xC4)), (2, 4));
+        assert_eq!((count(&compact, 0xDB), count(&compact, 0xC4)), (1, 1));
+        assert_eq!(plain.len() - compact.len(), 18 + 4 + 12);
+        assert_eq!(decode(&compact).to_rgb8(), decode(&plain).to_rgb8());
     }
 
     /// A JPEG of `w` x `h` whose left half is red and right half blue.
