@@ -4,7 +4,7 @@
 //! It never fails: every error becomes a JSON response through [`ApiError::status`], one
 //! exhaustive match.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
@@ -139,19 +139,50 @@ impl From<PipelineError> for ApiError {
 
 type Flight = Shared<BoxFuture<'static, Result<(), ApiError>>>;
 
-/// The handler's state: configuration, the bucket, and the resizes under way.
+/// The handler's state: configuration, the bucket, the resizes under way and the ones this
+/// process finished last.
 #[derive(Clone)]
 pub struct App {
     config: Arc<Config>,
     store: Store,
     in_flight: Arc<Mutex<HashMap<String, Flight>>>,
+    recent: Arc<Mutex<RecentKeys>>,
+}
+
+/// The last [`RecentKeys::CAPACITY`] derivative keys this process made or found made: a
+/// request for one of them is a client that raced the resize (its 404 came before the write)
+/// or one calling `/resize` again by hand, and is answered after a HEAD alone.
+#[derive(Default)]
+struct RecentKeys {
+    order: VecDeque<String>,
+    keys: HashSet<String>,
+}
+
+impl RecentKeys {
+    const CAPACITY: usize = 1024;
+
+    fn contains(&self, key: &str) -> bool {
+        self.keys.contains(key)
+    }
+
+    fn insert(&mut self, key: &str) {
+        if !self.keys.insert(key.to_owned()) {
+            return;
+        }
+        self.order.push_back(key.to_owned());
+        if self.order.len() > Self::CAPACITY {
+            if let Some(oldest) = self.order.pop_front() {
+                self.keys.remove(&oldest);
+            }
+        }
+    }
 }
 
 impl App {
     /// Builds the handler state from a parsed configuration and an S3 client.
     pub fn new(config: Config, client: aws_sdk_s3::Client) -> Self {
         let store = Store::new(client, config.bucket.clone());
-        Self { config: Arc::new(config), store, in_flight: Arc::default() }
+        Self { config: Arc::new(config), store, in_flight: Arc::default(), recent: Arc::default() }
     }
 
     /// The configuration in force.
@@ -225,12 +256,18 @@ pub fn admit(size: Size, allowed: &AllowedResolutions, limits: &Limits) -> Resul
 async fn ensure_derivative(app: &App, key: DerivativeKey) -> Result<String, ApiError> {
     let derivative_key = key.to_string();
     let location = format!("{}/{}", app.config.public_base_url, encode_key_path(&derivative_key));
-    let exists = app
-        .store
-        .exists(&derivative_key)
-        .await
-        .map_err(|e| ApiError::from_store(e, &key.original))?;
-    if exists {
+    let recent = app
+        .recent
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .contains(&derivative_key);
+    if recent
+        && app
+            .store
+            .exists(&derivative_key)
+            .await
+            .map_err(|e| ApiError::from_store(e, &key.original))?
+    {
         return Ok(location);
     }
     join_flight(app, derivative_key, key).await?;
@@ -251,6 +288,12 @@ async fn join_flight(
                 let app = app.clone();
                 let task = tokio::spawn(async move {
                     let result = produce(&app, &derivative_key, &key).await;
+                    if result.is_ok() {
+                        app.recent
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .insert(&derivative_key);
+                    }
                     app.in_flight
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -271,11 +314,9 @@ async fn join_flight(
 
 async fn produce(app: &App, derivative_key: &str, key: &DerivativeKey) -> Result<(), ApiError> {
     let limits = app.config.limits;
-    let source = app
-        .store
-        .get(&key.original, limits.max_source_bytes)
-        .await
-        .map_err(|e| ApiError::from_store(e, &key.original))?;
+    let Some(source) = fetch_unless_made(app, derivative_key, &key.original).await? else {
+        return Ok(());
+    };
     let size = key.size;
     let derivative = tokio::task::spawn_blocking(move || pipeline::resize(&source, size, &limits))
         .await
@@ -298,6 +339,29 @@ async fn produce(app: &App, derivative_key: &str, key: &DerivativeKey) -> Result
         "derivative ready"
     );
     Ok(())
+}
+
+/// Asks whether the derivative exists and reads the original at the same time, so a miss
+/// waits for one store round trip before resizing instead of two. When the derivative is
+/// already there (a client that raced another's resize), the read is dropped, cancelled
+/// mid-body if it is still streaming, and nothing is made: `None`.
+async fn fetch_unless_made(
+    app: &App,
+    derivative_key: &str,
+    original: &str,
+) -> Result<Option<bytes::Bytes>, ApiError> {
+    let fail = |e| ApiError::from_store(e, original);
+    let made = app.store.exists(derivative_key);
+    let read = app.store.get(original, app.config.limits.max_source_bytes);
+    tokio::pin!(made, read);
+    tokio::select! {
+        made_first = &mut made => {
+            if made_first.map_err(fail)? { Ok(None) } else { read.await.map(Some).map_err(fail) }
+        }
+        read_first = &mut read => {
+            if made.await.map_err(fail)? { Ok(None) } else { read_first.map(Some).map_err(fail) }
+        }
+    }
 }
 
 fn redirect(location: &str) -> Response<Body> {

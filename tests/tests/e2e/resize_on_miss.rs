@@ -166,6 +166,37 @@ async fn racing_misses_across_two_resizer_instances_share_the_store_safely() {
     }
     let (stored, _, _) = a.get("500x500/samples/seeding.jpg").await.expect("one derivative");
     assert_eq!(inspect(&stored), (ImageFormat::Jpeg, 500, 500));
-    assert_eq!(a.keys().await.iter().filter(|k| k.starts_with("500x500/")).count(), 1); // Written once: the other instance's create-only write lost (412) instead of replacing it.
+    assert_eq!(a.keys().await.iter().filter(|k| k.starts_with("500x500/")).count(), 1);
+    // Written once: the other instance's create-only write lost (412) instead of replacing it.
     assert_eq!(a.server.object_writes("500x500/samples/seeding.jpg"), 1);
+}
+
+#[tokio::test]
+async fn calling_the_resizer_for_a_derivative_that_exists_changes_nothing() {
+    let stack = Stack::start(&[]).await;
+    // Put there by someone else (say, the `resize` CLI warming sizes before launch).
+    let sentinel = crate::noise_png();
+    stack.put("300x300/samples/seeding.jpg", sentinel.clone(), "image/png").await;
+    let (hop, _) =
+        stack.request(Method::GET, &stack.url("/resize?key=300x300/samples/seeding.jpg")).await;
+    assert_eq!(hop.status, 307, "{hop:#?}");
+    assert_eq!(hop.headers["location"], stack.url("/300x300/samples/seeding.jpg").as_str());
+    assert_eq!(stack.get("300x300/samples/seeding.jpg").await.unwrap().0[..], sentinel[..]);
+    assert_eq!(stack.server.object_writes("300x300/samples/seeding.jpg"), 1, "only ours");
+}
+
+#[tokio::test]
+async fn repeated_calls_for_a_size_just_made_only_ask_whether_it_exists() {
+    let stack = Stack::start(&[]).await;
+    let url = stack.url("/resize?key=120x120/samples/seeding.jpg");
+    for _ in 0..4 {
+        let (hop, _) = stack.request(Method::GET, &url).await;
+        assert_eq!(hop.status, 307, "{hop:#?}");
+    }
+    // The first call read the original and wrote the derivative; the three after it (as a
+    // client whose 404 raced the write would) found it made and read nothing.
+    assert_eq!(stack.server.object_reads("samples/seeding.jpg"), 1);
+    assert_eq!(stack.server.object_writes("120x120/samples/seeding.jpg"), 1);
+    let (stored, _, _) = stack.get("120x120/samples/seeding.jpg").await.unwrap();
+    assert_eq!(inspect(&stored), (ImageFormat::Jpeg, 120, 120));
 }
