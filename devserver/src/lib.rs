@@ -103,7 +103,7 @@ impl Options {
             upload_samples: true,
             cloudfront_private_key: None,
             signer_env: HashMap::new(),
-            private_paths: signer::pattern::PrivatePaths::DEFAULT.into(),
+            private_paths: keyspace::PrivatePaths::DEFAULT.into(),
             cors: None,
         }
     }
@@ -238,7 +238,7 @@ impl DevServer {
             cloudfront.key().public_key_pem().context("the CloudFront public key")?;
         let mut keys = signer::cloudfront::TrustedKeys::new();
         keys.insert(cloudfront.key_pair_id(), verifying);
-        let paths = signer::pattern::PrivatePaths::parse(&opts.private_paths)
+        let paths = keyspace::PrivatePaths::parse(&opts.private_paths)
             .map_err(|e| anyhow::anyhow!("PRIVATE_PATHS: {e}"))?;
 
         let mut devserver = Self {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use signer::cloudfront::{Refusal, SignedRequest, TrustedKeys};
-use signer::pattern::{check_private_shape, PrivatePaths, ShapeError};
+use keyspace::{check_private_shape, PrivatePaths, ShapeError};
 
 /// Why a private request was refused: by the viewer-request shape check (the CloudFront
 /// Function's job in AWS) or by the signature check (CloudFront's trusted key group).
@@ -27,7 +27,7 @@ impl Denied {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Shape(ShapeError::Query) => "query-not-allowed",
-            Self::Shape(ShapeError::NestedPrefix) => "non-canonical-path",
+            Self::Shape(ShapeError::NestedPrefix | ShapeError::DotSegment) => "non-canonical-path",
             Self::Signature(refusal) => refusal.code(),
         }
     }

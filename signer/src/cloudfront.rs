@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::keys::{HashAlgorithm, KeyError, SigningKey, VerifyingKey};
-use crate::pattern::wildcard_match;
+use keyspace::wildcard_match;
 use crate::policy::{cf_base64, cf_base64_decode, Policy};
 
 /// Why signing failed.

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::cloudfront::{CloudFrontSigner, SignError};
 use crate::config::Config;
 use crate::identity::{is_gallery_id, Identity, GALLERY_PREFIX};
-use crate::pattern::is_size_segment;
+use keyspace::is_size_segment;
 use crate::policy::{Ipv4Cidr, Policy};
 use crate::presign::{PostRules, Presigner, S3Error};
 
@@ -422,7 +422,7 @@ fn original_key(path: &str) -> Result<String, ApiError> {
     }
     let decoded =
         percent_encoding::percent_decode_str(rest).decode_utf8().map_err(|_| invalid())?;
-    if crate::pattern::check_private_shape(&decoded, None).is_err() {
+    if keyspace::check_private_shape(&decoded, None).is_err() {
         return Err(invalid());
     }
     let key = match decoded.split_once('/') {

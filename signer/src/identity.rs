@@ -12,10 +12,7 @@ use std::collections::HashMap;
 
 use openssl::sha::sha256;
 
-/// Where uploads go: `uploads/{user}/{uuid}.{ext}`.
-pub const UPLOAD_PREFIX: &str = "uploads/";
-/// Where private galleries live: `private/galleries/{id}/...`.
-pub const GALLERY_PREFIX: &str = "private/galleries/";
+pub use keyspace::private::{GALLERY_PREFIX, UPLOAD_PREFIX};
 
 /// The caller, from validated JWT claims.
 #[derive(Debug, Clone, PartialEq, Eq)]

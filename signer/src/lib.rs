@@ -11,6 +11,5 @@ pub mod config;
 pub mod handler;
 pub mod identity;
 pub mod keys;
-pub mod pattern;
 pub mod policy;
 pub mod presign;

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 
 use serde_json::{json, Value};
-use signer::pattern::{check_private_shape, PrivatePaths, ShapeError};
+use keyspace::{check_private_shape, PrivatePaths, ShapeError};
 
 fn template() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
@@ -136,6 +136,7 @@ fn expected(uri: &str, query: &str) -> Option<&'static str> {
         Ok(()) => None,
         Err(ShapeError::Query) => Some("private-query"),
         Err(ShapeError::NestedPrefix) => Some("nested-grant-prefix"),
+        Err(ShapeError::DotSegment) => Some("dot-segment"),
     }
 }
 
