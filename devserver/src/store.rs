@@ -3,11 +3,22 @@
 //! - create-only writes (`If-None-Match: *`) are made atomic. s3s-fs checks the condition
 //!   and then writes without a lock, so two racing creators could both pass the check and
 //!   the later one would overwrite the earlier;
-//! - an unknown multipart upload id is 404 NoSuchUpload (s3s-fs says 403 AccessDenied).
+//! - an unknown multipart upload id is 404 NoSuchUpload (s3s-fs says 403 AccessDenied);
+//! - list responses honour `EncodingType=url` as S3 does ([`encode_listed_key`]): s3s-fs
+//!   echoes the encoding type but leaves every key raw, so botocore (the AWS CLI, boto3),
+//!   which asks for it on every listing and form-decodes the answer, turned `a+b.jpg` into
+//!   `a b.jpg`. ListObjectsV2 continuation tokens are opaque, as S3's are;
+//! - a presigned POST form with a field that no condition of its policy covers is refused
+//!   with S3's answer ([`post_form`]); s3s checks most fields itself but lets some through.
+
+pub mod post_form;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
+use base64::Engine as _;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, S3};
 use s3s_fs::FileSystem;
@@ -71,11 +82,114 @@ impl Store {
     }
 }
 
-/// Builds the S3 service: SigV4 checked against one access key.
-pub fn service(store: Store, access_key: &str, secret_key: &str) -> s3s::service::S3Service {
+/// Builds the store's HTTP service: s3s with SigV4 checked against one access key, behind
+/// the POST form check ([`post_form`]).
+pub fn service(store: Store, access_key: &str, secret_key: &str) -> StoreService {
     let mut builder = s3s::service::S3ServiceBuilder::new(store);
     builder.set_auth(s3s::auth::SimpleAuth::from_single(access_key, secret_key.to_owned()));
-    builder.build()
+    StoreService { s3: builder.build() }
+}
+
+/// The store's HTTP service ([`service`]).
+#[derive(Debug, Clone)]
+pub struct StoreService {
+    s3: s3s::service::S3Service,
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for StoreService {
+    type Response = s3s::HttpResponse;
+    type Error = s3s::HttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let s3 = self.s3.clone();
+        Box::pin(async move {
+            match post_form::check(req).await {
+                post_form::Checked::Forward(req) => s3.call(req).await,
+                post_form::Checked::Refused(resp) => Ok(resp),
+            }
+        })
+    }
+}
+
+/// Encodes a key (or a prefix, delimiter or marker) as S3 writes it in a list response
+/// asked for with `EncodingType=url`: form encoding of the UTF-8 bytes, a space as `+`,
+/// `/` kept, and every byte other than `A-Z a-z 0-9 - _ . * /` as `%XX` (upper case), `~`
+/// included. Observed on S3: `a b.txt` -> `a+b.txt`, `a+b.txt` -> `a%2Bb.txt`,
+/// `100%.csv` -> `100%25.csv`, `한글/x.txt` -> `%ED%95%9C%EA%B8%80/x.txt`,
+/// `date=2026-03-01/` -> `date%3D2026-03-01/`, `<![CDATA[...]]>` ->
+/// `%3C%21%5BCDATA%5B...%5D%5D%3E`. The unreserved set is Java's `URLEncoder` one plus `/`;
+/// `*` kept and `~` encoded are taken from MinIO's `s3URLEncode`, written to match S3, not
+/// measured here. Clients decode with `unquote_plus`, so any of these forms round-trips.
+pub fn encode_listed_key(value: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(value.len());
+    for &byte in value.as_bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' | b'/' => {
+                out.push(char::from(byte));
+            }
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0xf)]));
+            }
+        }
+    }
+    out
+}
+
+/// Whether a list request asked for `EncodingType=url`. S3 refuses any other value, the
+/// empty one included, with 400 InvalidArgument.
+fn wants_url_encoding(encoding: Option<&EncodingType>) -> S3Result<bool> {
+    match encoding.map(EncodingType::as_str) {
+        None => Ok(false),
+        Some(EncodingType::URL) => Ok(true),
+        Some(_) => {
+            Err(s3s::s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request"))
+        }
+    }
+}
+
+/// Encodes every key and common prefix of a listing ([`encode_listed_key`]).
+fn encode_listed_entries(
+    contents: Option<&mut ObjectList>,
+    common_prefixes: Option<&mut CommonPrefixList>,
+) {
+    for key in contents.into_iter().flatten().filter_map(|o| o.key.as_mut()) {
+        *key = encode_listed_key(key);
+    }
+    for prefix in common_prefixes.into_iter().flatten().filter_map(|p| p.prefix.as_mut()) {
+        *prefix = encode_listed_key(prefix);
+    }
+}
+
+/// Encodes the top-level elements named by `fields` when they are present.
+fn encode_listed_fields<const N: usize>(fields: [&mut Option<String>; N]) {
+    for value in fields.into_iter().flatten() {
+        *value = encode_listed_key(value);
+    }
+}
+
+/// s3s-fs's continuation token is the last key listed, raw. S3's tokens are opaque, and a
+/// raw key is not always safe: one holding a character XML 1.0 cannot carry (a control
+/// character) would break the very response `EncodingType=url` is asked for to keep
+/// parseable, and S3 never encodes the token. So the token is the key in unpadded URL-safe
+/// base64, whose alphabet survives any query-string handling.
+fn encode_continuation_token(key: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+}
+
+/// The key a token of [`encode_continuation_token`] stands for; S3's answer otherwise.
+fn decode_continuation_token(token: &str) -> S3Result<String> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| {
+            s3s::s3_error!(InvalidArgument, "The continuation token provided is incorrect")
+        })
 }
 
 /// The trait's methods are generated by async-trait, so the delegating ones are written out
@@ -125,6 +239,57 @@ macro_rules! impl_s3_delegating {
                 result
             }
 
+            async fn list_objects_v2(
+                &self,
+                mut req: S3Request<ListObjectsV2Input>,
+            ) -> S3Result<S3Response<ListObjectsV2Output>> {
+                let encode = wants_url_encoding(req.input.encoding_type.as_ref())?;
+                let token = req.input.continuation_token.clone();
+                if let Some(token) = &token {
+                    req.input.continuation_token = Some(decode_continuation_token(token)?);
+                }
+                let mut resp = self.inner.list_objects_v2(req).await?;
+                let out = &mut resp.output;
+                out.continuation_token = token;
+                out.next_continuation_token =
+                    out.next_continuation_token.as_deref().map(encode_continuation_token);
+                // S3 always answers a Prefix element, empty when none was asked for.
+                out.prefix.get_or_insert_default();
+                if encode {
+                    encode_listed_fields([&mut out.prefix, &mut out.delimiter, &mut out.start_after]);
+                    encode_listed_entries(out.contents.as_mut(), out.common_prefixes.as_mut());
+                }
+                Ok(resp)
+            }
+
+            async fn list_objects(
+                &self,
+                req: S3Request<ListObjectsInput>,
+            ) -> S3Result<S3Response<ListObjectsOutput>> {
+                let encode = wants_url_encoding(req.input.encoding_type.as_ref())?;
+                let marker = req.input.marker.clone().unwrap_or_default();
+                let delimited = req.input.delimiter.is_some();
+                let mut resp = self.inner.list_objects(req).await?;
+                let out = &mut resp.output;
+                // S3 echoes Marker and Prefix (empty when not given), and sends NextMarker
+                // only with a delimiter: without one, clients go on from the last key listed.
+                out.marker = Some(marker);
+                out.prefix.get_or_insert_default();
+                if !delimited {
+                    out.next_marker = None;
+                }
+                if encode {
+                    encode_listed_fields([
+                        &mut out.prefix,
+                        &mut out.delimiter,
+                        &mut out.marker,
+                        &mut out.next_marker,
+                    ]);
+                    encode_listed_entries(out.contents.as_mut(), out.common_prefixes.as_mut());
+                }
+                Ok(resp)
+            }
+
             async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
                 self.check_upload(&req.input.upload_id)?;
                 self.inner.upload_part(req).await
@@ -163,9 +328,85 @@ impl_s3_delegating! {
     head_bucket: HeadBucketInput => HeadBucketOutput,
     head_object: HeadObjectInput => HeadObjectOutput,
     list_buckets: ListBucketsInput => ListBucketsOutput,
-    list_objects: ListObjectsInput => ListObjectsOutput,
-    list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
     create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
     upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
     list_parts: ListPartsInput => ListPartsOutput,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use s3s::S3ErrorCode;
+
+    #[track_caller]
+    fn case(key: &str, expected: &str) {
+        assert_eq!(encode_listed_key(key), expected, "{key:?}");
+    }
+
+    #[test]
+    fn listed_keys_are_encoded_as_s3_encodes_them() {
+        // The rows observed on S3.
+        case("a b.txt", "a+b.txt");
+        case("a+b.txt", "a%2Bb.txt");
+        case("100%.csv", "100%25.csv");
+        case("한글/x.txt", "%ED%95%9C%EA%B8%80/x.txt");
+        case("run books/", "run+books/");
+        case("date=2026-03-01/", "date%3D2026-03-01/");
+        case("<![CDATA[...]]>", "%3C%21%5BCDATA%5B...%5D%5D%3E");
+        case("&lt", "%26lt");
+        // The unreserved set: letters, digits, `-_.*` and `/`; `~` is encoded.
+        case("AZaz09-_.*/", "AZaz09-_.*/");
+        case("a~b", "a%7Eb");
+        case("", "");
+        case("photos/a+b c.jpg", "photos/a%2Bb+c.jpg");
+        case("photos/100%25.jpg", "photos/100%2525.jpg");
+        case("photos/q?x#y.jpg", "photos/q%3Fx%23y.jpg");
+        case("photos/tab'quote\".jpg", "photos/tab%27quote%22.jpg");
+        case("a\tb\r\n\u{1}", "a%09b%0D%0A%01");
+        case("photos/ảnh đẹp.jpg", "photos/%E1%BA%A3nh+%C4%91%E1%BA%B9p.jpg");
+        case(
+            "!$&'(),;=@[]{}|^`\\:<>",
+            "%21%24%26%27%28%29%2C%3B%3D%40%5B%5D%7B%7D%7C%5E%60%5C%3A%3C%3E",
+        );
+    }
+
+    /// botocore decodes with `unquote_plus`: `+` to a space, then `%XX` as UTF-8.
+    fn unquote_plus(encoded: &str) -> String {
+        let spaced = encoded.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced).decode_utf8().unwrap().into_owned()
+    }
+
+    #[test]
+    fn every_byte_round_trips_through_form_decoding() {
+        let every_ascii: String = (0u8..0x80).map(char::from).collect();
+        for key in [every_ascii.as_str(), "고양이 사진.png", "a%2Bb+c %25", "🐈/ /+/%"] {
+            let encoded = encode_listed_key(key);
+            assert!(encoded.bytes().all(|b| b.is_ascii_graphic()), "{encoded}");
+            assert_eq!(unquote_plus(&encoded), key);
+        }
+    }
+
+    #[test]
+    fn only_url_encoding_is_accepted() {
+        assert!(!wants_url_encoding(None).unwrap());
+        assert!(wants_url_encoding(Some(&EncodingType::from_static(EncodingType::URL))).unwrap());
+        for other in ["", "URL", "gzip"] {
+            let err = wants_url_encoding(Some(&EncodingType::from(other.to_owned()))).unwrap_err();
+            assert_eq!(err.code(), &S3ErrorCode::InvalidArgument, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn continuation_tokens_are_opaque_and_round_trip() {
+        for key in ["photos/a+b c.jpg", "a\u{1}b", "고양이/사진 1.png", ""] {
+            let token = encode_continuation_token(key);
+            assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            assert_eq!(decode_continuation_token(&token).unwrap(), key);
+        }
+        // Not base64; not the alphabet; base64 of 0xFF, which is not UTF-8.
+        for bad in ["not a token", "%%", "_w"] {
+            let err = decode_continuation_token(bad).unwrap_err();
+            assert_eq!(err.code(), &S3ErrorCode::InvalidArgument, "{bad:?}");
+        }
+    }
 }
