@@ -3,6 +3,8 @@
 //! The parser takes a lookup function instead of reading the process environment, so tests
 //! pass a map and never call `set_var`.
 
+use keyspace::{DeliveryMode, KeyDecoding, PrivatePaths};
+
 use crate::key::{parse_size, Size, SizeError};
 use crate::pipeline::Limits;
 
@@ -17,6 +19,12 @@ pub const DEFAULT_S3_OPERATION_TIMEOUT_MS: u64 = 10_000;
 /// Default Cache-Control stored with every derivative: derivatives never change once
 /// written, so browsers and CloudFront may keep them for a year.
 pub const DEFAULT_DERIVATIVE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+/// Default largest derivative answered in the response body in failover mode. A function
+/// URL's response is at most 6 MB of JSON, and a binary body travels base64-encoded (4/3 of
+/// its size), so about 4.5 MB of image fits with room for the headers.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 4_500_000;
+/// The shortest ORIGIN_VERIFY_SECRET accepted: it is a password CloudFront presents.
+pub const MIN_ORIGIN_SECRET_LEN: usize = 32;
 
 /// The sizes a deployment serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +61,21 @@ impl AllowedResolutions {
 pub struct Config {
     /// BUCKET: where originals are read and derivatives written.
     pub bucket: String,
-    /// PUBLIC_BASE_URL: where the 307 points, without a trailing slash.
-    pub public_base_url: String,
+    /// DELIVERY_MODE: which door the function opens (the S3 website's redirect to
+    /// `/resize/{key}`, or CloudFront's origin failover with the viewer's own path).
+    pub delivery: DeliveryMode,
+    /// REDIRECT_KEY_ENCODING: how the S3 website is assumed to write the key into its
+    /// redirect (redirect mode).
+    pub key_decoding: KeyDecoding,
+    /// PRIVATE_PATHS: the derivative keys that only CloudFront's signed behaviours may ask
+    /// for (the same patterns as the distribution's trusted-key-group behaviours).
+    pub private_paths: PrivatePaths,
+    /// ORIGIN_VERIFY_SECRET: when set, requests must carry it in `x-origin-verify` (CloudFront
+    /// adds it as an origin custom header), so the API's own URL cannot go around CloudFront.
+    pub origin_secret: Option<String>,
+    /// MAX_RESPONSE_BYTES: the largest derivative answered in the body (failover mode); a
+    /// larger one is answered with a 307 to the same path, which the bucket then serves.
+    pub max_response_bytes: u64,
     /// ALLOWED_RESOLUTIONS.
     pub allowed: AllowedResolutions,
     /// MAX_DIMENSION.
@@ -101,23 +122,38 @@ impl Config {
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
 
         let bucket = required("BUCKET")?;
-        let public_base_url = required("PUBLIC_BASE_URL")?.trim().to_owned();
-        if !(public_base_url.starts_with("https://") || public_base_url.starts_with("http://")) {
-            return Err(invalid(
-                "PUBLIC_BASE_URL",
-                &public_base_url,
-                "must start with http:// or https://",
-            ));
+        let delivery = match get("DELIVERY_MODE") {
+            None => DeliveryMode::default(),
+            Some(raw) => {
+                raw.trim().parse().map_err(|e: String| invalid("DELIVERY_MODE", &raw, &e))?
+            }
+        };
+        let key_decoding = match get("REDIRECT_KEY_ENCODING") {
+            None => KeyDecoding::default(),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e: String| invalid("REDIRECT_KEY_ENCODING", &raw, &e))?,
+        };
+        let private_paths = match lookup("PRIVATE_PATHS") {
+            None => PrivatePaths::default_patterns(),
+            Some(raw) => {
+                PrivatePaths::parse(&raw).map_err(|e| invalid("PRIVATE_PATHS", &raw, &e))?
+            }
+        };
+        let origin_secret = get("ORIGIN_VERIFY_SECRET");
+        if let Some(secret) = &origin_secret {
+            if secret.len() < MIN_ORIGIN_SECRET_LEN || http::HeaderValue::from_str(secret).is_err()
+            {
+                return Err(invalid(
+                    "ORIGIN_VERIFY_SECRET",
+                    "(hidden)",
+                    &format!("must be at least {MIN_ORIGIN_SECRET_LEN} header-safe characters"),
+                ));
+            }
         }
-        // It starts every Location header: ASCII only (use the punycode form of a host).
-        if !public_base_url.is_ascii() || http::HeaderValue::from_str(&public_base_url).is_err() {
-            return Err(invalid(
-                "PUBLIC_BASE_URL",
-                &public_base_url,
-                "must be ASCII without control characters (punycode for non-ASCII hosts)",
-            ));
-        }
-        let public_base_url = public_base_url.trim_end_matches('/').to_owned();
+        let max_response_bytes =
+            number("MAX_RESPONSE_BYTES", get("MAX_RESPONSE_BYTES"), DEFAULT_MAX_RESPONSE_BYTES)?;
 
         let ImageSettings { max_dimension, allowed, limits } = ImageSettings::from_lookup(&lookup)?;
         let derivative_cache_control = get("DERIVATIVE_CACHE_CONTROL")
@@ -144,7 +180,11 @@ impl Config {
         Ok(Self {
             s3_operation_timeout: std::time::Duration::from_millis(timeout_ms),
             bucket,
-            public_base_url,
+            delivery,
+            key_decoding,
+            private_paths,
+            origin_secret,
+            max_response_bytes,
             allowed,
             max_dimension,
             limits,
@@ -216,10 +256,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let mut map: HashMap<String, String> = HashMap::from([
-            ("BUCKET".into(), "images".into()),
-            ("PUBLIC_BASE_URL".into(), "https://cdn.example.com/".into()),
-        ]);
+        let mut map: HashMap<String, String> = HashMap::from([("BUCKET".into(), "images".into())]);
         for (k, v) in pairs {
             map.insert((*k).into(), (*v).into());
         }
@@ -233,16 +270,14 @@ mod tests {
     }
 
     #[test]
-    fn surrounding_whitespace_in_the_base_url_is_ignored() {
-        let c = parse(&[("PUBLIC_BASE_URL", " https://cdn.example.com/\n")]).unwrap();
-        assert_eq!(c.public_base_url, "https://cdn.example.com");
-    }
-
-    #[test]
     fn defaults_apply_when_only_required_values_are_set() {
         let c = parse(&[]).unwrap();
         assert_eq!(c.bucket, "images");
-        assert_eq!(c.public_base_url, "https://cdn.example.com");
+        assert_eq!(c.delivery, DeliveryMode::Redirect);
+        assert_eq!(c.key_decoding, KeyDecoding::Auto);
+        assert_eq!(c.private_paths, PrivatePaths::default_patterns());
+        assert_eq!(c.origin_secret, None);
+        assert_eq!(c.max_response_bytes, 4_500_000);
         assert_eq!(c.allowed, AllowedResolutions::Any);
         assert_eq!(c.max_dimension, 4096);
         assert_eq!(c.limits.max_source_bytes, 50_000_000);
@@ -283,12 +318,13 @@ mod tests {
 
     #[test]
     fn missing_or_bad_values_name_the_variable() {
-        let none =
-            |k: &str| -> Option<String> { (k == "PUBLIC_BASE_URL").then(|| "https://x".into()) };
+        let none = |_: &str| -> Option<String> { None };
         assert!(Config::from_lookup(none).unwrap_err().to_string().starts_with("BUCKET"));
-        rejects(&[("PUBLIC_BASE_URL", "cdn.example.com")], "PUBLIC_BASE_URL");
-        rejects(&[("PUBLIC_BASE_URL", "https://ảnh.example.com")], "PUBLIC_BASE_URL");
-        rejects(&[("PUBLIC_BASE_URL", "https://a.example/\x01")], "PUBLIC_BASE_URL");
+        rejects(&[("DELIVERY_MODE", "edge")], "DELIVERY_MODE");
+        rejects(&[("REDIRECT_KEY_ENCODING", "thrice")], "REDIRECT_KEY_ENCODING");
+        rejects(&[("PRIVATE_PATHS", "a b")], "PRIVATE_PATHS");
+        rejects(&[("ORIGIN_VERIFY_SECRET", "short")], "ORIGIN_VERIFY_SECRET");
+        rejects(&[("MAX_RESPONSE_BYTES", "0")], "MAX_RESPONSE_BYTES");
         rejects(&[("MAX_DIMENSION", "0")], "MAX_DIMENSION");
         rejects(&[("MAX_DIMENSION", "100000")], "MAX_DIMENSION");
         rejects(&[("MAX_DIMENSION", "ten")], "MAX_DIMENSION");
@@ -306,5 +342,26 @@ mod tests {
             &[("MAX_DIMENSION", "1000"), ("ALLOWED_RESOLUTIONS", "1001x")],
             "ALLOWED_RESOLUTIONS",
         );
+    }
+
+    #[test]
+    fn delivery_settings_parse() {
+        let c = parse(&[
+            ("DELIVERY_MODE", "failover"),
+            ("REDIRECT_KEY_ENCODING", "twice"),
+            ("PRIVATE_PATHS", "secret/*"),
+            ("ORIGIN_VERIFY_SECRET", &"s".repeat(32)),
+            ("MAX_RESPONSE_BYTES", "1000"),
+        ])
+        .unwrap();
+        assert_eq!(c.delivery, DeliveryMode::Failover);
+        assert_eq!(c.key_decoding, "twice".parse().unwrap());
+        assert!(c.private_paths.is_private_key("secret/a.jpg"));
+        assert!(!c.private_paths.is_private_key("private/a.jpg"));
+        assert_eq!(c.origin_secret.as_deref(), Some("s".repeat(32).as_str()));
+        assert_eq!(c.max_response_bytes, 1000);
+        // PRIVATE_PATHS set empty means nothing is private.
+        let open = parse(&[("PRIVATE_PATHS", "")]).unwrap();
+        assert!(!open.private_paths.is_private_key("private/a.jpg"));
     }
 }

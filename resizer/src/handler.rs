@@ -1,195 +1,39 @@
-//! The HTTP handler: `GET|HEAD /resize?key={derivative key}`.
+//! The Lambda's doors. The same `handle` runs under lambda_http in AWS and behind the
+//! devserver's emulated API Gateway and function URL. Which door is open is the deployment's
+//! DELIVERY_MODE, chosen in one match in [`answer`]:
 //!
-//! The same `handle` runs under lambda_http in AWS and mounted in-process by the devserver.
-//! It never fails: every error becomes a JSON response through [`ApiError::status`], one
-//! exhaustive match.
+//! - **redirect**: `GET|HEAD /resize/{derivative key}`, reached through CloudFront from the
+//!   S3 website's routing-rule 307. The key arrives however S3 wrote it (encoded once,
+//!   twice, or raw: `keyspace::routing`); the answer is a `no-store` 307 back to the sized
+//!   path.
+//! - **failover**: `GET|HEAD /{derivative key}`, the viewer's own path, forwarded by
+//!   CloudFront's origin group after the private bucket answered 403/404; the answer is the
+//!   image itself (200), or a `no-store` 307 to the same path when it is too large for a
+//!   function response.
+//!
+//! Each door only turns its request into a [`DerivativeKey`] and an [`Access`], calls
+//! [`derivatives::ensure`], and turns the outcome into its response. The `resize` CLI is the
+//! third door (bin/resize.rs). Nothing here ever returns `Err`: errors are JSON responses
+//! ([`error_response`]).
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
-
-use futures::future::{BoxFuture, FutureExt, Shared};
 use http::{header, HeaderValue, Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+use keyspace::routing::{decode_path, key_candidates};
+use keyspace::{encode_key_path, DeliveryMode};
+use lambda_http::{Body, Request, RequestExt, Response};
 
-use crate::config::{AllowedResolutions, Config};
-use crate::key::{
-    decode_key_param, encode_key_path, parse_derivative_key, DerivativeKey, KeyError, Size,
-};
-use crate::pipeline::{self, Limits, PipelineError};
-use crate::store::{PutOutcome, Store, StoreError};
+use crate::config::Config;
+use crate::derivatives::{self, Access, Made};
+pub use crate::derivatives::{admit, App};
+pub use crate::error::{error_response, ApiError};
+use crate::key::{parse_derivative_key, DerivativeKey, KeyError};
+use crate::store::StoreError;
 
-/// Everything the handler can answer other than a redirect.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ApiError {
-    /// The path is not `/resize`.
-    #[error("no route for {0}")]
-    NoRoute(String),
-    /// A method other than GET or HEAD.
-    #[error("method {0} is not allowed; use GET or HEAD")]
-    MethodNotAllowed(String),
-    /// No `key` query parameter, or an empty one.
-    #[error("the key query parameter is required, e.g. /resize?key=300x300/photos/cat.jpg")]
-    MissingKey,
-    /// The key is not a valid derivative key.
-    #[error("{0}")]
-    InvalidKey(#[from] KeyError),
-    /// The size is valid but not in ALLOWED_RESOLUTIONS.
-    #[error("{0} is not in ALLOWED_RESOLUTIONS")]
-    ResolutionNotAllowed(Size),
-    /// A `WxH` box with more pixels than MAX_SOURCE_PIXELS: too big to produce.
-    #[error("{size} is {pixels} pixels; the limit (MAX_SOURCE_PIXELS) is {limit}")]
-    OutputTooLarge {
-        /// The requested size.
-        size: Size,
-        /// Its pixel count.
-        pixels: u64,
-        /// MAX_SOURCE_PIXELS.
-        limit: u64,
-    },
-    /// The original does not exist.
-    #[error("original {0:?} not found")]
-    OriginalNotFound(String),
-    /// The original exceeds MAX_SOURCE_BYTES or MAX_SOURCE_PIXELS.
-    #[error("{0}")]
-    SourceTooLarge(String),
-    /// The original is not a JPEG, PNG, WebP or GIF that decodes.
-    #[error("{0}")]
-    UnsupportedImage(String),
-    /// S3 timed out.
-    #[error("storage timed out")]
-    StorageTimeout(String),
-    /// S3 unreachable or throttling.
-    #[error("storage unavailable, retry later")]
-    StorageUnavailable(String),
-    /// S3 answered with an error we cannot act on (access denied, internal error).
-    #[error("storage error")]
-    StorageFailed(String),
-    /// A bug or resource failure on our side (encoder failure, a panicked resize task).
-    #[error("internal error")]
-    Internal(String),
-}
+/// The header CloudFront adds to every request it sends the functions (an origin custom
+/// header whose value is ORIGIN_VERIFY_SECRET).
+pub const ORIGIN_VERIFY_HEADER: &str = "x-origin-verify";
 
-impl ApiError {
-    /// The HTTP status. Exhaustive on purpose: a new variant must choose its status here.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::MissingKey => StatusCode::BAD_REQUEST,
-            ApiError::InvalidKey(_) => StatusCode::BAD_REQUEST,
-            ApiError::ResolutionNotAllowed(_) => StatusCode::FORBIDDEN,
-            ApiError::OutputTooLarge { .. } => StatusCode::BAD_REQUEST,
-            ApiError::OriginalNotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::SourceTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedImage(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::StorageTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::StorageFailed(_) => StatusCode::BAD_GATEWAY,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// The stable machine-readable code in the JSON body.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::NoRoute(_) => "not-found",
-            ApiError::MethodNotAllowed(_) => "method-not-allowed",
-            ApiError::MissingKey => "missing-key",
-            ApiError::InvalidKey(_) => "invalid-key",
-            ApiError::ResolutionNotAllowed(_) => "resolution-not-allowed",
-            ApiError::OutputTooLarge { .. } => "output-too-large",
-            ApiError::OriginalNotFound(_) => "original-not-found",
-            ApiError::SourceTooLarge(_) => "source-too-large",
-            ApiError::UnsupportedImage(_) => "unsupported-image",
-            ApiError::StorageTimeout(_) => "storage-timeout",
-            ApiError::StorageUnavailable(_) => "storage-unavailable",
-            ApiError::StorageFailed(_) => "storage-error",
-            ApiError::Internal(_) => "internal-error",
-        }
-    }
-
-    fn from_store(err: StoreError, original: &str) -> Self {
-        match err {
-            StoreError::NotFound => ApiError::OriginalNotFound(original.to_owned()),
-            StoreError::TooLarge { size, limit } => ApiError::SourceTooLarge(format!(
-                "the original is {size} bytes; MAX_SOURCE_BYTES is {limit}"
-            )),
-            StoreError::Timeout(d) => ApiError::StorageTimeout(d),
-            StoreError::Unavailable(d) | StoreError::Conflict(d) => ApiError::StorageUnavailable(d),
-            // A 412 outside a create-only write is unexpected: report it as a storage error.
-            StoreError::AlreadyExists => {
-                ApiError::StorageFailed("unexpected precondition failure".into())
-            }
-            StoreError::Failed(d) => ApiError::StorageFailed(d),
-        }
-    }
-}
-
-impl From<PipelineError> for ApiError {
-    fn from(err: PipelineError) -> Self {
-        match err {
-            PipelineError::SourceTooLarge(m) => ApiError::SourceTooLarge(m),
-            PipelineError::Unsupported(m) | PipelineError::Undecodable(m) => {
-                ApiError::UnsupportedImage(m)
-            }
-            PipelineError::Encode(m) => ApiError::Internal(m),
-        }
-    }
-}
-
-type Flight = Shared<BoxFuture<'static, Result<(), ApiError>>>;
-
-/// The handler's state: configuration, the bucket, the resizes under way and the ones this
-/// process finished last.
-#[derive(Clone)]
-pub struct App {
-    config: Arc<Config>,
-    store: Store,
-    in_flight: Arc<Mutex<HashMap<String, Flight>>>,
-    recent: Arc<Mutex<RecentKeys>>,
-}
-
-/// The last [`RecentKeys::CAPACITY`] derivative keys this process made or found made: a
-/// request for one of them is a client that raced the resize (its 404 came before the write)
-/// or one calling `/resize` again by hand, and is answered after a HEAD alone.
-#[derive(Default)]
-struct RecentKeys {
-    order: VecDeque<String>,
-    keys: HashSet<String>,
-}
-
-impl RecentKeys {
-    const CAPACITY: usize = 1024;
-
-    fn contains(&self, key: &str) -> bool {
-        self.keys.contains(key)
-    }
-
-    fn insert(&mut self, key: &str) {
-        if !self.keys.insert(key.to_owned()) {
-            return;
-        }
-        self.order.push_back(key.to_owned());
-        if self.order.len() > Self::CAPACITY {
-            if let Some(oldest) = self.order.pop_front() {
-                self.keys.remove(&oldest);
-            }
-        }
-    }
-}
-
-impl App {
-    /// Builds the handler state from a parsed configuration and an S3 client.
-    pub fn new(config: Config, client: aws_sdk_s3::Client) -> Self {
-        let store = Store::new(client, config.bucket.clone());
-        Self { config: Arc::new(config), store, in_flight: Arc::default(), recent: Arc::default() }
-    }
-
-    /// The configuration in force.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-}
+/// The path prefix of the redirect door (after an optional API Gateway stage).
+const RESIZE_ROUTE: &str = "/resize/";
 
 /// Builds the S3 client the way the Lambda does: the SDK's default chain (region,
 /// credentials, and the standard `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` overrides), plus
@@ -214,183 +58,178 @@ pub fn timeouts(config: &Config) -> aws_sdk_s3::config::timeout::TimeoutConfig {
 
 /// Answers one request. Never fails: errors are JSON responses.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    match route(app, &req).await {
-        Ok(location) => redirect(&location),
+    match answer(app, &req).await {
+        Ok(resp) => resp,
         Err(err) => error_response(&err),
     }
 }
 
-async fn route(app: &App, req: &Request) -> Result<String, ApiError> {
-    // API Gateway may prefix a stage name (`/prod/resize`); the route is the last segment.
-    let path = req.uri().path();
-    if !(path == "/resize" || path.ends_with("/resize")) {
+async fn answer(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    verify_origin(app.config(), req)?;
+    let head = match *req.method() {
+        Method::GET => false,
+        Method::HEAD => true,
+        ref other => return Err(ApiError::MethodNotAllowed(other.to_string())),
+    };
+    // The path as the client sent it (API Gateway's rawPath), not lambda_http's URI, which
+    // a URL parser has normalised (dot segments resolved, characters re-encoded).
+    let path = match req.raw_http_path() {
+        "" => req.uri().path(),
+        raw => raw,
+    };
+    match app.config().delivery {
+        DeliveryMode::Redirect => redirect_door(app, path, req.uri().query()).await,
+        DeliveryMode::Failover => failover_door(app, path, head).await,
+    }
+}
+
+/// Refuses requests without CloudFront's secret header, when one is configured, before
+/// anything else: the API's own URL must not be a way around the distribution.
+fn verify_origin(config: &Config, req: &Request) -> Result<(), ApiError> {
+    let Some(secret) = &config.origin_secret else { return Ok(()) };
+    let given = req.headers().get(ORIGIN_VERIFY_HEADER).map(HeaderValue::as_bytes);
+    match given {
+        Some(given) if constant_time_eq(given, secret.as_bytes()) => Ok(()),
+        _ => Err(ApiError::OriginNotVerified),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Private keys are made only for paths that CloudFront's signed behaviours match as they
+/// were spelt: an encoded spelling (`%70rivate`, `%2F`) may have reached an unsigned
+/// behaviour, and is refused even when it decodes to a private key.
+fn access(app: &App, raw: &str) -> Access {
+    if app.config().private_paths.is_private_key(raw) {
+        Access::Signed
+    } else {
+        Access::Unsigned
+    }
+}
+
+/// `/resize/{key}`: every reading of the key S3 may have written is a candidate; the first
+/// whose original exists is made. Candidates agree for keys of unreserved characters, so
+/// the common case reads S3 once.
+async fn redirect_door(
+    app: &App,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
+    let rest = match path.find(RESIZE_ROUTE) {
+        Some(at) => &path[at + RESIZE_ROUTE.len()..],
+        None => return Err(ApiError::NoRoute(path.to_owned())),
+    };
+    if rest.is_empty() {
+        return Err(ApiError::MissingKey);
+    }
+    let config = app.config();
+    let candidates = key_candidates(rest, query, config.key_decoding, app.preferred_reading());
+    let mut keys = Vec::new();
+    let mut refusal = None;
+    for (reading, text) in &candidates {
+        match parse_derivative_key(text, config.max_dimension) {
+            Ok(key) => keys.push((*reading, key)),
+            Err(e) => {
+                refusal.get_or_insert(e);
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Err(ApiError::InvalidKey(refusal.unwrap_or(KeyError::BadEncoding)));
+    }
+    // Every candidate is checked before the first S3 call.
+    let access = access(app, rest);
+    for (_, key) in &keys {
+        derivatives::check_access(app, key, access)?;
+    }
+    let last = keys.len() - 1;
+    for (i, (reading, key)) in keys.iter().enumerate() {
+        match derivatives::ensure(app, key, access).await {
+            Ok(_) => {
+                if keys.len() > 1 {
+                    app.remember_reading(*reading);
+                }
+                return Ok(redirect(&sized_path(key)));
+            }
+            Err(ApiError::OriginalNotFound(_)) if i < last => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the loop returns on its last candidate")
+}
+
+/// `/{key}`, the viewer's path: the image itself, so the viewer's one request is answered
+/// with no redirect.
+async fn failover_door(app: &App, path: &str, head: bool) -> Result<Response<Body>, ApiError> {
+    let raw = path.strip_prefix('/').unwrap_or(path);
+    if raw.is_empty() {
         return Err(ApiError::NoRoute(path.to_owned()));
     }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return Err(ApiError::MethodNotAllowed(req.method().to_string()));
-    }
-    let raw = decode_key_param(req.uri().query())?.ok_or(ApiError::MissingKey)?;
-    let key = parse_derivative_key(&raw, app.config.max_dimension)?;
-    admit(key.size, &app.config.allowed, &app.config.limits)?;
-    ensure_derivative(app, key).await
-}
-
-/// The checks on a size made before anything is fetched (the Lambda and the `resize` CLI
-/// share them): allowed by ALLOWED_RESOLUTIONS, and not too large to produce.
-pub fn admit(size: Size, allowed: &AllowedResolutions, limits: &Limits) -> Result<(), ApiError> {
-    if !allowed.allows(size) {
-        return Err(ApiError::ResolutionNotAllowed(size));
-    }
-    // One-sided sizes never exceed the original, which the pixel limit already bounds; a
-    // box can upscale, so it is bounded here.
-    if let Size::Box { width, height } = size {
-        let (pixels, limit) = (u64::from(width) * u64::from(height), limits.max_source_pixels);
-        if pixels > limit {
-            return Err(ApiError::OutputTooLarge { size, pixels, limit });
-        }
-    }
-    Ok(())
-}
-
-/// Makes sure the derivative exists and returns where to find it.
-async fn ensure_derivative(app: &App, key: DerivativeKey) -> Result<String, ApiError> {
-    let derivative_key = key.to_string();
-    let location = format!("{}/{}", app.config.public_base_url, encode_key_path(&derivative_key));
-    let recent = app
-        .recent
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .contains(&derivative_key);
-    if recent
-        && app
-            .store
-            .exists(&derivative_key)
-            .await
-            .map_err(|e| ApiError::from_store(e, &key.original))?
-    {
-        return Ok(location);
-    }
-    join_flight(app, derivative_key, key).await?;
-    Ok(location)
-}
-
-/// Concurrent misses for one key in this process share one resize. The resize runs as its
-/// own task, so it finishes (and leaves the map) even if every waiting client goes away.
-async fn join_flight(
-    app: &App,
-    derivative_key: String,
-    key: DerivativeKey,
-) -> Result<(), ApiError> {
-    let flight = {
-        let mut map = app.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.entry(derivative_key.clone())
-            .or_insert_with(|| {
-                let app = app.clone();
-                let task = tokio::spawn(async move {
-                    let result = produce(&app, &derivative_key, &key).await;
-                    if result.is_ok() {
-                        app.recent
-                            .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner())
-                            .insert(&derivative_key);
-                    }
-                    app.in_flight
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .remove(&derivative_key);
-                    result
-                });
-                async move {
-                    task.await
-                        .unwrap_or_else(|e| Err(ApiError::Internal(format!("resize task: {e}"))))
-                }
-                .boxed()
-                .shared()
-            })
-            .clone()
+    let text = decode_path(raw).ok_or(KeyError::BadEncoding)?;
+    let key = parse_derivative_key(&text, app.config().max_dimension)?;
+    let made = derivatives::ensure(app, &key, access(app, raw)).await?;
+    let limit = app.config().max_response_bytes;
+    let made = match made {
+        Some(made) => made,
+        // Made by another writer, or before: read it back to answer with it.
+        None => match app.store().get_object(&key.to_string(), limit).await {
+            Ok(object) => Made {
+                content_type: content_type_of(object.content_type.as_deref()),
+                bytes: object.body,
+            },
+            Err(StoreError::TooLarge { .. }) => return Ok(redirect(path)),
+            Err(e) => return Err(ApiError::from_store(e, &key.original)),
+        },
     };
-    flight.await
-}
-
-async fn produce(app: &App, derivative_key: &str, key: &DerivativeKey) -> Result<(), ApiError> {
-    let limits = app.config.limits;
-    let Some(source) = fetch_unless_made(app, derivative_key, &key.original).await? else {
-        return Ok(());
-    };
-    let size = key.size;
-    let derivative = tokio::task::spawn_blocking(move || pipeline::resize(&source, size, &limits))
-        .await
-        .map_err(|e| ApiError::Internal(format!("resize task: {e}")))??;
-    let outcome = app
-        .store
-        .put_if_absent(
-            derivative_key,
-            derivative.bytes,
-            derivative.format.content_type(),
-            &app.config.derivative_cache_control,
-        )
-        .await
-        .map_err(|e| ApiError::from_store(e, &key.original))?;
-    tracing::info!(
-        key = derivative_key,
-        width = derivative.width,
-        height = derivative.height,
-        created = outcome == PutOutcome::Created,
-        "derivative ready"
-    );
-    Ok(())
-}
-
-/// Asks whether the derivative exists and reads the original at the same time, so a miss
-/// waits for one store round trip before resizing instead of two. When the derivative is
-/// already there (a client that raced another's resize), the read is dropped, cancelled
-/// mid-body if it is still streaming, and nothing is made: `None`.
-async fn fetch_unless_made(
-    app: &App,
-    derivative_key: &str,
-    original: &str,
-) -> Result<Option<bytes::Bytes>, ApiError> {
-    let fail = |e| ApiError::from_store(e, original);
-    let made = app.store.exists(derivative_key);
-    let read = app.store.get(original, app.config.limits.max_source_bytes);
-    tokio::pin!(made, read);
-    tokio::select! {
-        made_first = &mut made => {
-            if made_first.map_err(fail)? { Ok(None) } else { read.await.map(Some).map_err(fail) }
-        }
-        read_first = &mut read => {
-            if made.await.map_err(fail)? { Ok(None) } else { read_first.map(Some).map_err(fail) }
-        }
+    if made.bytes.len() as u64 > limit {
+        return Ok(redirect(path));
     }
+    Ok(image(made, &app.config().derivative_cache_control, head))
+}
+
+/// Our derivatives' Content-Types are static strings; one written by someone else is
+/// answered as a generic image only if it is not one of ours.
+fn content_type_of(stored: Option<&str>) -> &'static str {
+    match stored {
+        Some("image/jpeg") => "image/jpeg",
+        Some("image/png") => "image/png",
+        Some("image/webp") => "image/webp",
+        Some("image/gif") => "image/gif",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The sized path of a derivative, as a relative reference: the 307 goes back to the host
+/// the viewer used (the distribution, a custom domain, or the devserver), which the
+/// function never needs to be told.
+fn sized_path(key: &DerivativeKey) -> String {
+    format!("/{}", encode_key_path(&key.to_string()))
 }
 
 fn redirect(location: &str) -> Response<Body> {
     let mut resp = Response::new(Body::Empty);
     *resp.status_mut() = StatusCode::TEMPORARY_REDIRECT;
     let headers = resp.headers_mut();
-    // The location is built from percent-encoded parts, so it is always a valid header.
+    // Locations are built from percent-encoded keys or the path as received.
     if let Ok(value) = HeaderValue::from_str(location) {
         headers.insert(header::LOCATION, value);
     }
-    // A cached redirect loops forever behind CloudFront once the derivative is deleted.
+    // A cached redirect loops forever behind CloudFront once the derivative exists.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
-/// The JSON error response for `err`. 5xx bodies say only what the caller can act on; the
-/// detail goes to the log.
-pub fn error_response(err: &ApiError) -> Response<Body> {
-    let status = err.status();
-    if status.is_server_error() {
-        tracing::error!(code = err.code(), detail = ?err, "request failed");
-    } else {
-        tracing::info!(code = err.code(), message = %err, "request refused");
-    }
-    let body = serde_json::json!({ "code": err.code(), "message": err.to_string() }).to_string();
-    let mut resp = Response::new(Body::Text(body));
-    *resp.status_mut() = status;
+fn image(made: Made, cache_control: &str, head: bool) -> Response<Body> {
+    let length = made.bytes.len();
+    let mut resp =
+        Response::new(if head { Body::Empty } else { Body::Binary(made.bytes.to_vec()) });
     let headers = resp.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(made.content_type));
+    if let Ok(value) = HeaderValue::from_str(cache_control) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     resp
 }

@@ -47,6 +47,17 @@ pub enum PutOutcome {
     AlreadyExisted,
 }
 
+/// An object's body and the headers it was stored with.
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    /// The whole body.
+    pub body: Bytes,
+    /// Its Content-Type.
+    pub content_type: Option<String>,
+    /// Its Cache-Control.
+    pub cache_control: Option<String>,
+}
+
 /// A bucket reached through aws-sdk-s3.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -127,6 +138,11 @@ impl Store {
     /// Reads `key` whole, refusing before reading the body when Content-Length exceeds
     /// `max_bytes`.
     pub async fn get(&self, key: &str, max_bytes: u64) -> Result<Bytes, StoreError> {
+        self.get_object(key, max_bytes).await.map(|object| object.body)
+    }
+
+    /// Like [`Store::get`], with the stored headers a response needs.
+    pub async fn get_object(&self, key: &str, max_bytes: u64) -> Result<StoredObject, StoreError> {
         let out = self
             .client
             .get_object()
@@ -139,6 +155,8 @@ impl Store {
         if size > max_bytes {
             return Err(StoreError::TooLarge { size, limit: max_bytes });
         }
+        let content_type = out.content_type().filter(|v| !v.is_empty()).map(str::to_owned);
+        let cache_control = out.cache_control().filter(|v| !v.is_empty()).map(str::to_owned);
         let body = out
             .body
             .collect()
@@ -148,7 +166,7 @@ impl Store {
         if bytes.len() as u64 > max_bytes {
             return Err(StoreError::TooLarge { size: bytes.len() as u64, limit: max_bytes });
         }
-        Ok(bytes)
+        Ok(StoredObject { body: bytes, content_type, cache_control })
     }
 
     /// Writes `key` only if it does not exist yet (`If-None-Match: *`). A 409 (another
@@ -156,11 +174,11 @@ impl Store {
     pub async fn put_if_absent(
         &self,
         key: &str,
-        body: Vec<u8>,
+        body: impl Into<Bytes>,
         content_type: &str,
         cache_control: &str,
     ) -> Result<PutOutcome, StoreError> {
-        let body = bytes::Bytes::from(body);
+        let body: Bytes = body.into();
         let mut attempt = 0u32;
         loop {
             let result = self

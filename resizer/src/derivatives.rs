@@ -1,0 +1,255 @@
+//! The core every door calls: given a parsed derivative key and who is asking, make sure
+//! the derivative exists, making it at most once per process at a time, and say what was
+//! made or why not. It knows nothing of HTTP paths, redirects or Lambda events.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::future::{BoxFuture, FutureExt, Shared};
+use keyspace::LocationEncoding;
+
+use crate::config::{AllowedResolutions, Config};
+use crate::error::ApiError;
+use crate::key::{DerivativeKey, Size};
+use crate::pipeline::{self, Limits};
+use crate::store::{PutOutcome, Store};
+
+/// Who may be asking, as far as the resizer can tell from the path it was reached by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The path, spelt as it arrived, matches a private pattern: CloudFront sent it through a
+    /// behaviour with the trusted key group, so a signature was checked.
+    Signed,
+    /// Any other path: no signature was checked.
+    Unsigned,
+}
+
+/// A derivative this call made, with what a response needs.
+#[derive(Debug, Clone)]
+pub struct Made {
+    /// The encoded image.
+    pub bytes: Bytes,
+    /// Its Content-Type.
+    pub content_type: &'static str,
+}
+
+type Flight = Shared<BoxFuture<'static, Result<Option<Made>, ApiError>>>;
+
+/// The resizer's state: configuration, the bucket, the resizes under way and the ones this
+/// process finished last.
+#[derive(Clone)]
+pub struct App {
+    config: Arc<Config>,
+    store: Store,
+    in_flight: Arc<Mutex<HashMap<String, Flight>>>,
+    recent: Arc<Mutex<RecentKeys>>,
+    reading: Arc<Mutex<Option<LocationEncoding>>>,
+}
+
+/// The last [`RecentKeys::CAPACITY`] derivative keys this process made or found made: a
+/// request for one of them is a client that raced the resize (its 404 came before the write)
+/// or one calling the resizer again by hand, and is answered after a HEAD alone.
+#[derive(Default)]
+struct RecentKeys {
+    order: VecDeque<String>,
+    keys: HashSet<String>,
+}
+
+impl RecentKeys {
+    const CAPACITY: usize = 1024;
+
+    fn contains(&self, key: &str) -> bool {
+        self.keys.contains(key)
+    }
+
+    fn insert(&mut self, key: &str) {
+        if !self.keys.insert(key.to_owned()) {
+            return;
+        }
+        self.order.push_back(key.to_owned());
+        if self.order.len() > Self::CAPACITY {
+            if let Some(oldest) = self.order.pop_front() {
+                self.keys.remove(&oldest);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl App {
+    /// Builds the handler state from a parsed configuration and an S3 client.
+    pub fn new(config: Config, client: aws_sdk_s3::Client) -> Self {
+        let store = Store::new(client, config.bucket.clone());
+        Self {
+            config: Arc::new(config),
+            store,
+            in_flight: Arc::default(),
+            recent: Arc::default(),
+            reading: Arc::default(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The bucket.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The reading of S3's redirect that last told apart keys whose readings differ; tried
+    /// first next time, so a deployment pays the extra S3 read once, not on every such key.
+    pub fn preferred_reading(&self) -> Option<LocationEncoding> {
+        *lock(&self.reading)
+    }
+
+    /// Remembers the reading that found an original among several candidates.
+    pub fn remember_reading(&self, reading: LocationEncoding) {
+        *lock(&self.reading) = Some(reading);
+    }
+}
+
+/// The checks on a size made before anything is fetched (the Lambda and the `resize` CLI
+/// share them): allowed by ALLOWED_RESOLUTIONS, and not too large to produce.
+pub fn admit(size: Size, allowed: &AllowedResolutions, limits: &Limits) -> Result<(), ApiError> {
+    if !allowed.allows(size) {
+        return Err(ApiError::ResolutionNotAllowed(size));
+    }
+    // One-sided sizes never exceed the original, which the pixel limit already bounds; a
+    // box can upscale, so it is bounded here.
+    if let Size::Box { width, height } = size {
+        let (pixels, limit) = (u64::from(width) * u64::from(height), limits.max_source_pixels);
+        if pixels > limit {
+            return Err(ApiError::OutputTooLarge { size, pixels, limit });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses, before any S3 call, a private derivative asked for by a path no signed
+/// behaviour covers.
+pub fn check_access(app: &App, key: &DerivativeKey, access: Access) -> Result<(), ApiError> {
+    if access == Access::Unsigned && app.config.private_paths.is_private_key(&key.to_string()) {
+        return Err(ApiError::UnsignedPrivatePath);
+    }
+    Ok(())
+}
+
+/// Makes sure the derivative `key` exists. `Some` when this call made it (its bytes), `None`
+/// when it already existed or another writer made it first.
+pub async fn ensure(
+    app: &App,
+    key: &DerivativeKey,
+    access: Access,
+) -> Result<Option<Made>, ApiError> {
+    check_access(app, key, access)?;
+    admit(key.size, &app.config.allowed, &app.config.limits)?;
+    let derivative_key = key.to_string();
+    let recent = lock(&app.recent).contains(&derivative_key);
+    if recent
+        && app
+            .store
+            .exists(&derivative_key)
+            .await
+            .map_err(|e| ApiError::from_store(e, &key.original))?
+    {
+        return Ok(None);
+    }
+    join_flight(app, derivative_key, key.clone()).await
+}
+
+/// Concurrent misses for one key in this process share one resize. The resize runs as its
+/// own task, so it finishes (and leaves the map) even if every waiting client goes away.
+async fn join_flight(
+    app: &App,
+    derivative_key: String,
+    key: DerivativeKey,
+) -> Result<Option<Made>, ApiError> {
+    let flight = {
+        let mut map = lock(&app.in_flight);
+        map.entry(derivative_key.clone())
+            .or_insert_with(|| {
+                let app = app.clone();
+                let task = tokio::spawn(async move {
+                    let result = produce(&app, &derivative_key, &key).await;
+                    if result.is_ok() {
+                        lock(&app.recent).insert(&derivative_key);
+                    }
+                    lock(&app.in_flight).remove(&derivative_key);
+                    result
+                });
+                async move {
+                    task.await
+                        .unwrap_or_else(|e| Err(ApiError::Internal(format!("resize task: {e}"))))
+                }
+                .boxed()
+                .shared()
+            })
+            .clone()
+    };
+    flight.await
+}
+
+async fn produce(
+    app: &App,
+    derivative_key: &str,
+    key: &DerivativeKey,
+) -> Result<Option<Made>, ApiError> {
+    let limits = app.config.limits;
+    let Some(source) = fetch_unless_made(app, derivative_key, &key.original).await? else {
+        return Ok(None);
+    };
+    let size = key.size;
+    let derivative = tokio::task::spawn_blocking(move || pipeline::resize(&source, size, &limits))
+        .await
+        .map_err(|e| ApiError::Internal(format!("resize task: {e}")))??;
+    let bytes = Bytes::from(derivative.bytes);
+    let content_type = derivative.format.content_type();
+    let outcome = app
+        .store
+        .put_if_absent(
+            derivative_key,
+            bytes.clone(),
+            content_type,
+            &app.config.derivative_cache_control,
+        )
+        .await
+        .map_err(|e| ApiError::from_store(e, &key.original))?;
+    tracing::info!(
+        key = derivative_key,
+        width = derivative.width,
+        height = derivative.height,
+        created = outcome == PutOutcome::Created,
+        "derivative ready"
+    );
+    Ok((outcome == PutOutcome::Created).then_some(Made { bytes, content_type }))
+}
+
+/// Asks whether the derivative exists and reads the original at the same time, so a miss
+/// waits for one store round trip before resizing instead of two. When the derivative is
+/// already there (a client that raced another's resize), the read is dropped, cancelled
+/// mid-body if it is still streaming, and nothing is made: `None`.
+async fn fetch_unless_made(
+    app: &App,
+    derivative_key: &str,
+    original: &str,
+) -> Result<Option<Bytes>, ApiError> {
+    let fail = |e| ApiError::from_store(e, original);
+    let made = app.store.exists(derivative_key);
+    let read = app.store.get(original, app.config.limits.max_source_bytes);
+    tokio::pin!(made, read);
+    tokio::select! {
+        made_first = &mut made => {
+            if made_first.map_err(fail)? { Ok(None) } else { read.await.map(Some).map_err(fail) }
+        }
+        read_first = &mut read => {
+            if made.await.map_err(fail)? { Ok(None) } else { read_first.map(Some).map_err(fail) }
+        }
+    }
+}
