@@ -1,5 +1,6 @@
 // What the pages share: the development sign-in, calls to the signer API, sized paths,
 // and error messages a person can act on, whoever refused (the signer, S3, CloudFront).
+import { IDP } from './config.js';
 
 const TOKEN = 'devserver-token';
 
@@ -19,9 +20,9 @@ export class Refusal extends Error {
   }
 }
 
-/** The devserver's development sign-in (in AWS: the identity provider's). */
+/** The development identity provider's sign-in (in AWS: your identity provider's). */
 export async function signIn(user, galleries = []) {
-  const resp = await fetch('/api/dev/sign-in', {
+  const resp = await fetch(`${IDP}/sign-in`, {
     method: 'POST',
     body: JSON.stringify({ user, galleries }),
   });

@@ -1,23 +1,29 @@
-//! The local stack: everything the AWS deployment does, on one machine, with no account.
+//! The local stack: what the AWS deployment does, on one machine, with no account, laid out
+//! as AWS lays it out, each service on its own loopback port:
 //!
-//! - an embedded S3-compatible server ([`store`]: s3s + s3s-fs, SigV4 checked) holding the
-//!   bucket under a local directory, or any external S3-compatible endpoint;
-//! - the S3 website endpoint ([`site`]) applying website-rules.json ([`website`]) exactly as
-//!   S3 applies routing rules;
-//! - the resizer's own `handle`, mounted at `/resize`, talking to the store through
-//!   aws-sdk-s3 as it does in Lambda;
-//! - the signer mounted at `/api/`, a development sign-in, the CloudFront-like private-path
-//!   check ([`private`]), the bucket's CORS configuration on the store ([`cors`]) and the
-//!   demo pages ([`pages`]) published into the bucket.
+//! - the **edge** ([`edge`]): CloudFront as template.yaml's distribution describes it for the
+//!   chosen delivery mode (behaviours, their functions, trusted key groups, cache, origin
+//!   groups), read from the template itself ([`cloudformation`]);
+//! - the **origins** ([`origins`]): the bucket's S3 website endpoint with website-rules.json
+//!   (redirect mode), the bucket's REST endpoint behind origin access control (failover
+//!   mode: the embedded store itself), the HTTP API with the template's routes and its JWT
+//!   authorizer ([`authorizer`]), and the resizer's function URL (failover mode);
+//! - the **bucket**: an embedded S3-compatible server ([`store`]: s3s + s3s-fs, SigV4
+//!   checked, with the bucket's CORS configuration, [`cors`]), or any external one;
+//! - a development **identity provider** ([`idp`]) issuing RS256 tokens with a JWKS, as
+//!   Cognito would; and the demo pages ([`pages`]), published into the bucket.
 //!
-//! Used by `main.rs` and by the end-to-end tests, which start it on ephemeral ports.
+//! The resizer and the signer run in-process, fed the payload format 2.0 events API Gateway
+//! and function URLs send. Used by `main.rs` and by the end-to-end tests, which start it on
+//! ephemeral ports.
 
-pub mod api;
-pub mod auth;
+pub mod authorizer;
+pub mod cloudformation;
 pub mod cors;
+pub mod edge;
+pub mod idp;
+pub mod origins;
 pub mod pages;
-pub mod private;
-pub mod site;
 pub mod store;
 pub mod website;
 
@@ -28,8 +34,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use keyspace::{DeliveryMode, LocationEncoding};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+use crate::cloudformation::{referenced_parameter, Template};
+use crate::origins::{api_gateway, function_url, oac, s3_website};
 
 /// Access key of the embedded store unless another is given.
 pub const DEFAULT_ACCESS_KEY: &str = "devserver";
@@ -45,6 +56,8 @@ pub const RULES_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../website-ru
 pub const DEV_KEY_PAIR_ID: &str = "KDEVSERVER";
 /// The sample photograph's copy in the private demo gallery.
 pub const PRIVATE_SAMPLE_KEY: &str = "private/galleries/demo/seeding.jpg";
+/// The audience of the development identity provider's tokens.
+pub const DEV_AUDIENCE: &str = idp::DEFAULT_AUDIENCE;
 
 /// The client address of a connection, put in every request's extensions.
 #[derive(Debug, Clone, Copy)]
@@ -53,51 +66,85 @@ pub struct PeerAddr(pub SocketAddr);
 /// How to start the stack.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Website endpoint (and `/resize`). Port 0 picks a free port.
+    /// The edge (the distribution's URL). Port 0 picks a free port.
     pub listen: SocketAddr,
-    /// Embedded S3 server. Ignored with `s3_endpoint`.
+    /// Embedded S3 server (the bucket's REST endpoint). Ignored with `s3_endpoint`.
     pub s3_listen: SocketAddr,
+    /// The bucket's S3 website endpoint (redirect mode).
+    pub website_listen: SocketAddr,
+    /// The HTTP API's own URL (execute-api).
+    pub api_listen: SocketAddr,
+    /// The resizer's function URL (failover mode).
+    pub function_url_listen: SocketAddr,
+    /// The development identity provider.
+    pub idp_listen: SocketAddr,
     /// Where the embedded store keeps objects.
     pub data_dir: PathBuf,
     /// Use this S3-compatible endpoint instead of the embedded store.
     pub s3_endpoint: Option<String>,
     /// The bucket (created if missing).
     pub bucket: String,
-    /// Credentials for the store (checked by the embedded one).
+    /// Credentials for the store (checked by the embedded one; also the identity origin
+    /// access control signs with).
     pub access_key: String,
     /// See `access_key`.
     pub secret_key: String,
+    /// The template (template.yaml's text).
+    pub template: String,
+    /// The delivery mode (the template's DeliveryMode).
+    pub delivery: DeliveryMode,
+    /// How the S3 website writes a key into its redirect (undocumented on AWS: each reading
+    /// is emulated).
+    pub location_encoding: LocationEncoding,
     /// The website configuration template (website-rules.json's text).
     pub rules_template: String,
-    /// Resizer settings (ALLOWED_RESOLUTIONS, MAX_DIMENSION, ...). BUCKET, PUBLIC_BASE_URL and
-    /// S3_FORCE_PATH_STYLE are set by the devserver.
+    /// Resizer settings (ALLOWED_RESOLUTIONS, MAX_DIMENSION, REDIRECT_KEY_ENCODING, ...).
+    /// BUCKET, DELIVERY_MODE, ORIGIN_VERIFY_SECRET and S3_FORCE_PATH_STYLE are the
+    /// devserver's.
     pub resizer_env: HashMap<String, String>,
     /// Upload the sample photograph and an index page when they are missing.
     pub upload_samples: bool,
     /// The CloudFront private key (PEM). `None` generates an RSA-2048 key at start-up.
     pub cloudfront_private_key: Option<String>,
     /// Signer settings (CLOUDFRONT_KEY_PAIR_ID, CLOUDFRONT_HASH_ALGORITHM, SIGNED_URL_TTL,
-    /// MAX_UPLOAD_BYTES, ...). BUCKET, PUBLIC_BASE_URL, the private key and
-    /// S3_FORCE_PATH_STYLE are set by the devserver.
+    /// MAX_UPLOAD_BYTES, ...). BUCKET, PUBLIC_BASE_URL, the private key, DELIVERY_MODE,
+    /// ORIGIN_VERIFY_SECRET and S3_FORCE_PATH_STYLE are set by the devserver.
     pub signer_env: HashMap<String, String>,
-    /// PRIVATE_PATHS: the path patterns that need a signature.
+    /// PRIVATE_PATHS the resizer refuses unsigned (the template's signed behaviours decide
+    /// what the edge signs).
     pub private_paths: String,
-    /// The embedded store's CORS configuration. `None`: one rule letting the website
-    /// endpoint's pages upload ([`cors::CorsRule::for_pages`]).
+    /// The embedded store's CORS configuration. `None`: one rule letting the pages upload
+    /// ([`cors::CorsRule::for_pages`]).
     pub cors: Option<cors::CorsConfiguration>,
+    /// The JWT issuer the HTTP API trusts. `None`: the development identity provider.
+    pub jwt_issuer: Option<String>,
+    /// The audiences the HTTP API accepts (with `jwt_issuer`).
+    pub jwt_audiences: Vec<String>,
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 impl Options {
-    /// Defaults for everything: loopback ports, `.devserver-data`, the project's rules.
+    /// Defaults for everything: loopback ports, `.devserver-data`, the project's rules and
+    /// template, redirect mode.
     pub fn new(rules_template: String) -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            s3_listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            listen: loopback(8080),
+            s3_listen: loopback(9000),
+            website_listen: loopback(8081),
+            api_listen: loopback(8082),
+            function_url_listen: loopback(8083),
+            idp_listen: loopback(8084),
             data_dir: PathBuf::from(".devserver-data"),
             s3_endpoint: None,
             bucket: "images".into(),
             access_key: DEFAULT_ACCESS_KEY.into(),
             secret_key: DEFAULT_SECRET_KEY.into(),
+            template: cloudformation::TEMPLATE.to_owned(),
+            delivery: DeliveryMode::Redirect,
+            location_encoding: LocationEncoding::Once,
             rules_template,
             resizer_env: HashMap::new(),
             upload_samples: true,
@@ -105,23 +152,39 @@ impl Options {
             signer_env: HashMap::new(),
             private_paths: keyspace::PrivatePaths::DEFAULT.into(),
             cors: None,
+            jwt_issuer: None,
+            jwt_audiences: vec![DEV_AUDIENCE.to_owned()],
         }
     }
 }
 
 /// A running stack. Dropping it stops the servers.
 pub struct DevServer {
-    /// `http://127.0.0.1:PORT`, the website endpoint (also PUBLIC_BASE_URL).
+    /// `http://127.0.0.1:PORT`: the distribution, where viewers go.
     pub website_url: String,
-    /// The S3 endpoint in use.
+    /// The S3 endpoint in use (the bucket's REST endpoint).
     pub s3_endpoint: String,
+    /// The bucket's website endpoint (redirect mode): the origin behind the edge.
+    pub website_endpoint: Option<String>,
+    /// The HTTP API's own URL (execute-api).
+    pub api_url: String,
+    /// The resizer's function URL (failover mode).
+    pub function_url: Option<String>,
+    /// The development identity provider (the issuer of its tokens).
+    pub idp_url: String,
     /// The bucket.
     pub bucket: String,
+    /// The delivery mode.
+    pub delivery: DeliveryMode,
+    /// The secret CloudFront sends origins (Referer, x-origin-verify).
+    pub origin_secret: String,
     client: aws_sdk_s3::Client,
     counters: store::Counters,
     tasks: Vec<JoinHandle<()>>,
     cloudfront: signer::cloudfront::CloudFrontSigner,
     cloudfront_public_key: String,
+    edge: Arc<edge::Edge>,
+    idp: Arc<idp::DevIdp>,
 }
 
 impl Drop for DevServer {
@@ -130,6 +193,68 @@ impl Drop for DevServer {
             task.abort();
         }
     }
+}
+
+/// What the template's bucket policy grants: the website readers' Referer and ListBucket,
+/// and whether CloudFront's origin access control may list.
+#[derive(Debug, Clone)]
+struct BucketGrants {
+    website: s3_website::ReaderPolicy,
+    cloudfront_list_bucket: bool,
+}
+
+fn bucket_grants(template: &Template) -> anyhow::Result<BucketGrants> {
+    let policy = template
+        .resource("ImagesBucketPolicy")?
+        .context("template.yaml has no ImagesBucketPolicy")?;
+    let mut grants = BucketGrants {
+        website: s3_website::ReaderPolicy { referer: None, list_bucket: false },
+        cloudfront_list_bucket: false,
+    };
+    let mut website_reader = false;
+    for statement in
+        policy["Properties"]["PolicyDocument"]["Statement"].as_array().into_iter().flatten()
+    {
+        let actions: Vec<&str> = match &statement["Action"] {
+            Value::String(a) => vec![a.as_str()],
+            Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let lists = actions.contains(&"s3:ListBucket");
+        if statement["Principal"] == "*" {
+            let referer = &statement["Condition"]["StringEquals"]["aws:Referer"];
+            let referer = referenced_parameter(template, referer).map(str::to_owned);
+            if actions.contains(&"s3:GetObject") {
+                website_reader = true;
+                grants.website.referer = referer.clone();
+            }
+            grants.website.list_bucket |= lists;
+        } else if statement["Principal"]["Service"] == "cloudfront.amazonaws.com" {
+            grants.cloudfront_list_bucket |= lists;
+        }
+    }
+    if !website_reader {
+        grants.website.referer = Some(String::new()); // nobody reads
+    }
+    Ok(grants)
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<(TcpListener, String)> {
+    let listener =
+        TcpListener::bind(addr).await.with_context(|| format!("binding {what} to {addr}"))?;
+    let host = listener.local_addr()?.to_string();
+    Ok((listener, host))
+}
+
+/// A fresh random value for the secret CloudFront presents to origins.
+fn random_secret() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 24];
+    openssl::rand::rand_bytes(&mut bytes)?;
+    Ok(hex_encode(&bytes))
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl DevServer {
@@ -153,59 +278,98 @@ impl DevServer {
         &self.cloudfront
     }
 
-    /// The public key (PEM) the private-path check trusts.
+    /// The public key (PEM) the trusted key group holds.
     pub fn cloudfront_public_key(&self) -> &str {
         &self.cloudfront_public_key
     }
 
+    /// The edge (its refusal log, its distribution, invalidations).
+    pub fn edge(&self) -> &edge::Edge {
+        &self.edge
+    }
+
+    /// Why the edge last refused `path`, from its log.
+    pub fn refusal(&self, path: &str) -> Option<String> {
+        self.edge.refusals().into_iter().rev().find(|r| r.path == path).map(|r| r.reason)
+    }
+
+    /// The development identity provider (tests issue tokens with chosen claims).
+    pub fn idp(&self) -> &idp::DevIdp {
+        &self.idp
+    }
+
     /// Starts the store (unless external), creates the bucket, uploads samples, and serves
-    /// the website endpoint.
+    /// every origin and the edge.
     pub async fn start(opts: Options) -> anyhow::Result<Self> {
         // The development sign-in mints any identity: never reachable from the network.
-        if !opts.listen.ip().is_loopback() {
-            anyhow::bail!(
-                "--listen {}: the devserver's development sign-in issues tokens for anyone, \
-                 so it listens on loopback addresses only",
-                opts.listen
-            );
+        for (addr, what) in [
+            (opts.listen, "--listen"),
+            (opts.website_listen, "--website-listen"),
+            (opts.api_listen, "--api-listen"),
+            (opts.function_url_listen, "--function-url-listen"),
+            (opts.idp_listen, "--idp-listen"),
+        ] {
+            if !addr.ip().is_loopback() {
+                anyhow::bail!(
+                    "{what} {addr}: the devserver's development sign-in issues tokens for \
+                     anyone, so it listens on loopback addresses only"
+                );
+            }
         }
         let mut tasks = Vec::new();
         let counters = store::Counters::default();
-        // The website endpoint is bound first: its origin is the one the store's CORS
-        // configuration allows.
-        let listener = TcpListener::bind(opts.listen)
-            .await
-            .with_context(|| format!("binding the website endpoint to {}", opts.listen))?;
-        let host = listener.local_addr()?.to_string();
-        let website_url = format!("http://{host}");
+        let failover = opts.delivery == DeliveryMode::Failover;
+        // The edge is bound first: its origin is the one the store's CORS configuration
+        // allows and the routing rule redirects to.
+        let (edge_listener, edge_host) = bind(opts.listen, "the edge").await?;
+        let site = format!("http://{edge_host}");
+        let (api_listener, api_host) = bind(opts.api_listen, "the HTTP API").await?;
+        let (idp_listener, idp_host) = bind(opts.idp_listen, "the identity provider").await?;
+        let website = if failover {
+            None
+        } else {
+            Some(bind(opts.website_listen, "the S3 website endpoint").await?)
+        };
+        let function = if failover {
+            Some(bind(opts.function_url_listen, "the function URL").await?)
+        } else {
+            None
+        };
         let s3_endpoint = match &opts.s3_endpoint {
             Some(endpoint) => endpoint.trim_end_matches('/').to_owned(),
             None => {
                 let store = store::Store::new(&opts.data_dir, counters.clone())?;
                 let cors = opts.cors.clone().unwrap_or_else(|| cors::CorsConfiguration {
-                    rules: vec![cors::CorsRule::for_pages(&website_url)],
+                    rules: vec![cors::CorsRule::for_pages(&site)],
                 });
                 let service = cors::Cors {
                     inner: store::service(store, &opts.access_key, &opts.secret_key),
                     config: Arc::new(cors),
                 };
-                let s3_listener = TcpListener::bind(opts.s3_listen)
-                    .await
-                    .with_context(|| format!("binding the S3 server to {}", opts.s3_listen))?;
-                let addr = s3_listener.local_addr()?;
+                let (s3_listener, s3_host) = bind(opts.s3_listen, "the S3 server").await?;
                 tasks.push(tokio::spawn(serve_http(s3_listener, service)));
-                format!("http://{addr}")
+                format!("http://{s3_host}")
             }
         };
 
-        let website =
-            website::WebsiteConfiguration::from_template(&opts.rules_template, "http", &host)
-                .context("website-rules.json")?;
+        let origin_secret = random_secret()?;
+        let idp_url = format!("http://{idp_host}");
+        let issuer = opts.jwt_issuer.clone().unwrap_or_else(|| idp_url.clone());
+        let overrides = HashMap::from([
+            ("DeliveryMode".to_owned(), opts.delivery.to_string()),
+            ("OriginVerifySecret".to_owned(), origin_secret.clone()),
+            ("JwtIssuer".to_owned(), issuer.clone()),
+            ("JwtAudience".to_owned(), opts.jwt_audiences.join(",")),
+        ]);
+        let template = Template::parse(&opts.template, &overrides).context("template.yaml")?;
+        let grants = bucket_grants(&template)?;
 
         let mut resizer_env = opts.resizer_env.clone();
         resizer_env.insert("BUCKET".into(), opts.bucket.clone());
-        resizer_env.insert("PUBLIC_BASE_URL".into(), website_url.clone());
+        resizer_env.insert("DELIVERY_MODE".into(), opts.delivery.to_string());
+        resizer_env.insert("ORIGIN_VERIFY_SECRET".into(), origin_secret.clone());
         resizer_env.insert("S3_FORCE_PATH_STYLE".into(), "true".into());
+        resizer_env.entry("PRIVATE_PATHS".into()).or_insert_with(|| opts.private_paths.clone());
         let config = resizer::Config::from_lookup(|k| resizer_env.get(k).cloned())
             .context("resizer configuration")?;
         let client = s3_client(
@@ -214,6 +378,7 @@ impl DevServer {
             &opts.secret_key,
             Some(resizer::handler::timeouts(&config)),
         );
+        let resizer_app = resizer::App::new(config, client.clone());
 
         let pem = match &opts.cloudfront_private_key {
             Some(pem) => pem.clone(),
@@ -223,8 +388,10 @@ impl DevServer {
         signer_env.entry("CLOUDFRONT_KEY_PAIR_ID".into()).or_insert_with(|| DEV_KEY_PAIR_ID.into());
         signer_env.insert("CLOUDFRONT_PRIVATE_KEY".into(), pem);
         signer_env.insert("BUCKET".into(), opts.bucket.clone());
-        signer_env.insert("PUBLIC_BASE_URL".into(), website_url.clone());
+        signer_env.insert("PUBLIC_BASE_URL".into(), site.clone());
         signer_env.insert("S3_FORCE_PATH_STYLE".into(), "true".into());
+        signer_env.insert("DELIVERY_MODE".into(), opts.delivery.to_string());
+        signer_env.insert("ORIGIN_VERIFY_SECRET".into(), origin_secret.clone());
         // The devserver speaks plain HTTP; browsers drop Secure cookies set over it.
         signer_env.entry("COOKIE_SECURE".into()).or_insert_with(|| "false".into());
         let signer_config = signer::config::Config::from_lookup(|k| signer_env.get(k).cloned())
@@ -238,18 +405,66 @@ impl DevServer {
             cloudfront.key().public_key_pem().context("the CloudFront public key")?;
         let mut keys = signer::cloudfront::TrustedKeys::new();
         keys.insert(cloudfront.key_pair_id(), verifying);
-        let paths = keyspace::PrivatePaths::parse(&opts.private_paths)
-            .map_err(|e| anyhow::anyhow!("PRIVATE_PATHS: {e}"))?;
+
+        let idp = Arc::new(
+            idp::DevIdp::new(idp_url.clone())
+                .context("the identity provider")?
+                .with_allowed_origins([site.clone()]),
+        );
+        let authorizer = authorizer::JwtAuthorizer::new(issuer, opts.jwt_audiences.clone())
+            .context("the JWT authorizer")?;
+        let routes = api_gateway::routes(&template)?;
+        let api = Arc::new(api_gateway::HttpApi {
+            resizer: routes
+                .iter()
+                .any(|r| r.function == api_gateway::Function::Resizer)
+                .then(|| resizer_app.clone()),
+            routes,
+            signer: signer_app,
+            authorizer: Arc::new(authorizer),
+            domain: api_host.clone(),
+        });
+        let oac_signer = oac::Signer {
+            credentials: aws_credential_types::Credentials::new(
+                &opts.access_key,
+                &opts.secret_key,
+                None,
+                None,
+                "cloudfront",
+            ),
+            region: REGION.to_owned(),
+        };
 
         let mut devserver = Self {
-            website_url,
-            s3_endpoint,
+            website_url: site.clone(),
+            s3_endpoint: s3_endpoint.clone(),
+            website_endpoint: website.as_ref().map(|(_, h)| format!("http://{h}")),
+            api_url: format!("http://{api_host}"),
+            function_url: function.as_ref().map(|(_, h)| format!("http://{h}")),
+            idp_url,
             bucket: opts.bucket.clone(),
+            delivery: opts.delivery,
+            origin_secret: origin_secret.clone(),
             client: client.clone(),
             counters,
             tasks,
             cloudfront,
             cloudfront_public_key,
+            edge: Arc::new(edge::Edge::new(
+                edge::distribution::Distribution::read(&template, "Distribution")?,
+                keys,
+                site.clone(),
+                edge::Endpoints {
+                    website: website.as_ref().map(|(_, h)| h.clone()),
+                    api: api_host.clone(),
+                    function_url: function.as_ref().map(|(_, h)| h.clone()),
+                    store: s3_endpoint.trim_start_matches("http://").to_owned(),
+                    bucket: opts.bucket.clone(),
+                    rest_list_bucket: grants.cloudfront_list_bucket,
+                },
+                oac_signer.clone(),
+            )?),
+            idp: Arc::clone(&idp),
         };
         if opts.s3_endpoint.is_none() {
             devserver.ensure_bucket().await?;
@@ -258,18 +473,46 @@ impl DevServer {
             devserver.upload_samples().await?;
         }
 
-        let site = Arc::new(site::Site {
-            website,
-            client: client.clone(),
-            bucket: opts.bucket.clone(),
-            resizer: resizer::App::new(config, client),
-            host,
-            signer: signer_app,
-            auth: auth::DevAuth::new(),
-            guard: private::PrivateGuard { paths, keys },
+        if let Some((listener, host)) = website {
+            let config = website::WebsiteConfiguration::from_template(
+                &opts.rules_template,
+                "http",
+                &edge_host,
+            )
+            .context("website-rules.json")?;
+            let site = Arc::new(s3_website::Website {
+                config,
+                client: client.clone(),
+                bucket: opts.bucket.clone(),
+                host,
+                policy: grants.website.clone(),
+                encoding: opts.location_encoding,
+            });
+            let service =
+                hyper::service::service_fn(move |req| s3_website::serve(Arc::clone(&site), req));
+            devserver.tasks.push(tokio::spawn(serve_http(listener, service)));
+        }
+        if let Some((listener, host)) = function {
+            let url = Arc::new(function_url::FunctionUrl {
+                resizer: resizer_app.clone(),
+                signer: oac_signer,
+                domain: host,
+            });
+            let service =
+                hyper::service::service_fn(move |req| function_url::serve(Arc::clone(&url), req));
+            devserver.tasks.push(tokio::spawn(serve_http(listener, service)));
+        }
+        let service =
+            hyper::service::service_fn(move |req| api_gateway::serve(Arc::clone(&api), req));
+        devserver.tasks.push(tokio::spawn(serve_http(api_listener, service)));
+        let service = hyper::service::service_fn(move |req| {
+            let idp = Arc::clone(&idp);
+            async move { Ok::<_, std::convert::Infallible>(idp.serve(req).await) }
         });
-        let service = hyper::service::service_fn(move |req| site::serve(Arc::clone(&site), req));
-        devserver.tasks.push(tokio::spawn(serve_http(listener, service)));
+        devserver.tasks.push(tokio::spawn(serve_http(idp_listener, service)));
+        let edge = Arc::clone(&devserver.edge);
+        let service = hyper::service::service_fn(move |req| edge::serve(Arc::clone(&edge), req));
+        devserver.tasks.push(tokio::spawn(serve_http(edge_listener, service)));
         Ok(devserver)
     }
 
@@ -303,7 +546,7 @@ impl DevServer {
                 tracing::info!(key, "uploaded sample");
             }
         }
-        pages::publish(&self.client, &self.bucket).await
+        pages::publish(&self.client, &self.bucket, &self.idp_url).await
     }
 }
 

@@ -6,18 +6,51 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use devserver::{DevServer, Options};
+use keyspace::{DeliveryMode, LocationEncoding};
 
-/// The resize-on-miss stack on one machine: embedded S3 store, S3 website endpoint with
-/// website-rules.json, and the resizer at /resize.
+/// The resize-on-miss stack on one machine, laid out as template.yaml deploys it: CloudFront
+/// (the edge), the bucket (S3 REST and website endpoints), the HTTP API with the signer and
+/// the resizer, the resizer's function URL, and a development identity provider.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
-    /// Address of the website endpoint (and /resize).
+    /// How misses reach the resizer: `redirect` (the S3 website's 307) or `failover`
+    /// (CloudFront's origin group, the image in the answer).
+    #[arg(long, default_value = "redirect", value_parser = parse_delivery)]
+    delivery: DeliveryMode,
+    /// How the emulated S3 website writes a key into its redirect (AWS does not document
+    /// it): `once`, `twice` or `raw`.
+    #[arg(long, default_value = "once", value_parser = parse_encoding)]
+    location_encoding: LocationEncoding,
+    /// Address of the edge: the distribution's URL, where viewers go.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Address of the embedded S3 server.
+    /// Address of the embedded S3 server (the bucket's REST endpoint).
     #[arg(long, default_value = "127.0.0.1:9000")]
     s3_listen: SocketAddr,
+    /// Address of the bucket's website endpoint (redirect mode).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    website_listen: SocketAddr,
+    /// Address of the HTTP API's own URL (execute-api).
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    api_listen: SocketAddr,
+    /// Address of the resizer's function URL (failover mode).
+    #[arg(long, default_value = "127.0.0.1:8083")]
+    function_url_listen: SocketAddr,
+    /// Address of the development identity provider.
+    #[arg(long, default_value = "127.0.0.1:8084")]
+    idp_listen: SocketAddr,
+    /// Trust this JWT issuer instead of the development identity provider (for example a
+    /// Cognito user pool's URL), as API Gateway's JWT authorizer would.
+    #[arg(long)]
+    jwt_issuer: Option<String>,
+    /// The audiences accepted with --jwt-issuer (comma-separated; for Cognito ID tokens, the
+    /// app client id).
+    #[arg(long, value_delimiter = ',')]
+    jwt_audience: Vec<String>,
+    /// The SAM template whose distribution, routes and bucket policy the devserver follows.
+    #[arg(long)]
+    template: Option<PathBuf>,
     /// Where the embedded store keeps its objects.
     #[arg(long, default_value = ".devserver-data")]
     data_dir: PathBuf,
@@ -41,8 +74,18 @@ struct Cli {
     no_samples: bool,
 }
 
+fn parse_delivery(s: &str) -> Result<DeliveryMode, String> {
+    s.parse()
+}
+
+fn parse_encoding(s: &str) -> Result<LocationEncoding, String> {
+    s.parse()
+}
+
 /// The resizer's own variables, passed through from the environment.
 const RESIZER_VARS: &[&str] = &[
+    "REDIRECT_KEY_ENCODING",
+    "MAX_RESPONSE_BYTES",
     "ALLOWED_RESOLUTIONS",
     "MAX_DIMENSION",
     "MAX_SOURCE_BYTES",
@@ -64,6 +107,8 @@ const SIGNER_VARS: &[&str] = &[
     "COOKIE_DOMAIN",
     "COOKIE_SECURE",
     "GALLERY_CLAIM",
+    "REDIRECT_KEY_ENCODING",
+    "UPLOAD_CACHE_CONTROL",
 ];
 
 #[tokio::main]
@@ -78,8 +123,25 @@ async fn main() -> anyhow::Result<()> {
     let rules = std::fs::read_to_string(&cli.rules)
         .with_context(|| format!("reading {}", cli.rules.display()))?;
     let mut opts = Options::new(rules);
+    opts.delivery = cli.delivery;
+    opts.location_encoding = cli.location_encoding;
     opts.listen = cli.listen;
     opts.s3_listen = cli.s3_listen;
+    opts.website_listen = cli.website_listen;
+    opts.api_listen = cli.api_listen;
+    opts.function_url_listen = cli.function_url_listen;
+    opts.idp_listen = cli.idp_listen;
+    if let Some(path) = &cli.template {
+        opts.template =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    }
+    if let Some(issuer) = cli.jwt_issuer {
+        if cli.jwt_audience.is_empty() {
+            anyhow::bail!("--jwt-issuer needs --jwt-audience");
+        }
+        opts.jwt_issuer = Some(issuer);
+        opts.jwt_audiences = cli.jwt_audience;
+    }
     opts.data_dir = cli.data_dir;
     opts.s3_endpoint = cli.s3_endpoint;
     opts.bucket = cli.bucket;
@@ -101,8 +163,20 @@ async fn main() -> anyhow::Result<()> {
     let (access_key, secret_key) = (opts.access_key.clone(), opts.secret_key.clone());
     let server = DevServer::start(opts).await?;
     let w = &server.website_url;
+    let miss = match server.delivery {
+        DeliveryMode::Redirect => format!(
+            "the S3 website's 307 to /resize/..., the resizer's 307 back\
+             \n  website endpoint     {} (answers only the edge)",
+            server.website_endpoint.as_deref().unwrap_or("")
+        ),
+        DeliveryMode::Failover => format!(
+            "origin failover to the resizer's function URL, the image in the answer\
+             \n  function URL         {} (answers only the edge)",
+            server.function_url.as_deref().unwrap_or("")
+        ),
+    };
     println!(
-        "\ndevserver is up\n\
+        "\ndevserver is up ({delivery} mode: {miss})\n\
          \n  demo page            {w}/\
          \n  public gallery       {w}/pages/gallery.html\
          \n  private gallery      {w}/pages/private.html   (sign in on the page)\
@@ -111,16 +185,19 @@ async fn main() -> anyhow::Result<()> {
          \n  640 wide             {w}/640x/samples/seeding.jpg\
          \n  200 high             {w}/x200/samples/seeding.jpg\
          \n  the original         {w}/samples/seeding.jpg\
-         \n  resizer (direct)     {w}/resize?key=300x300/samples/seeding.jpg\
          \n\n  private (403 unless signed) {w}/300x300/{private}\
-         \n  sign in (dev only)   TOKEN=$(curl -s -X POST {w}/api/dev/sign-in -d '{{\"user\":\"alice\",\"galleries\":[\"demo\"]}}' | jq -r .token)\
+         \n  sign in (dev only)   TOKEN=$(curl -s -X POST {idp}/sign-in -d '{{\"user\":\"alice\",\"galleries\":[\"demo\"]}}' | jq -r .token)\
          \n  gallery cookies      curl -si -X POST {w}/api/sign-cookies -H \"Authorization: Bearer $TOKEN\" -d '{{\"gallery\":\"demo\"}}'\
          \n  signer API           docs/SIGNER.md\
+         \n  HTTP API (direct)    {api} (refuses requests that did not come through the edge)\
          \n\n  S3 endpoint          {s3}  bucket {b}\
          \n  aws cli              AWS_ACCESS_KEY_ID={access_key} AWS_SECRET_ACCESS_KEY={secret_key} AWS_REGION={region} \\\
          \n                         aws --endpoint-url {s3} s3 ls s3://{b}/ --recursive\
          \n\nCtrl-C stops it.\n",
         s3 = server.s3_endpoint,
+        delivery = server.delivery,
+        idp = server.idp_url,
+        api = server.api_url,
         b = server.bucket,
         region = devserver::REGION,
         private = devserver::PRIVATE_SAMPLE_KEY,

@@ -44,10 +44,25 @@ pub const PAGES: &[Page] = &[
     page!("pages/upload.js", "upload.js", "text/javascript; charset=utf-8"),
 ];
 
-/// Writes every page into the bucket. Unlike the samples these are overwritten at each
-/// start: they are this build's code, and a data directory kept from an older build
-/// would otherwise serve stale pages.
-pub async fn publish(client: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<()> {
+/// Writes every page into the bucket, and `pages/config.js` naming the identity provider
+/// the pages sign in with. Unlike the samples these are overwritten at each start: they
+/// are this build's code, and a data directory kept from an older build would otherwise
+/// serve stale pages.
+pub async fn publish(client: &aws_sdk_s3::Client, bucket: &str, idp: &str) -> anyhow::Result<()> {
+    let config = format!(
+        "// Written by the devserver at start-up: where the pages sign in.\nexport const IDP = {};\n",
+        serde_json::Value::String(idp.to_owned())
+    );
+    client
+        .put_object()
+        .bucket(bucket)
+        .key("pages/config.js")
+        .content_type("text/javascript; charset=utf-8")
+        .cache_control("no-cache")
+        .body(ByteStream::from(config.into_bytes()))
+        .send()
+        .await
+        .context("publishing pages/config.js")?;
     for page in PAGES {
         client
             .put_object()

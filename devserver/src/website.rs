@@ -6,6 +6,7 @@
 //! request, once before looking the object up (rules without an error-code condition) and
 //! once with the error code the lookup produced.
 
+use keyspace::routing::{location_key, LocationEncoding};
 use serde::Deserialize;
 
 /// S3 refuses a website configuration with more routing rules than this.
@@ -115,13 +116,18 @@ pub struct RedirectTo {
     pub location: String,
 }
 
-/// The protocol and host a request arrived with, for redirects that do not override them.
+/// The request a rule is evaluated for.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin<'a> {
     /// `http` or `https`.
     pub protocol: &'a str,
     /// Host header value.
     pub host: &'a str,
+    /// The path as the viewer sent it, without its leading `/` (still percent-encoded).
+    pub requested: &'a str,
+    /// How the key is written into a Location (undocumented on AWS; each reading is
+    /// emulated, see `keyspace::routing`).
+    pub encoding: LocationEncoding,
 }
 
 impl WebsiteConfiguration {
@@ -257,19 +263,18 @@ impl RoutingRule {
         let r = &self.redirect;
         let protocol = r.protocol.as_deref().unwrap_or(origin.protocol);
         let host = r.host_name.as_deref().unwrap_or(origin.host);
-        // Replacement text is used as written (it may hold `?key=`); the part of the request's
-        // key that survives is percent-encoded, so it reaches the target decoded exactly once.
+        // Replacement text is used as written; the part of the request's key that survives
+        // is written as the configured reading of S3 writes it.
+        let matched =
+            self.condition.as_ref().and_then(|c| c.key_prefix_equals.as_deref()).unwrap_or("");
+        let rest = |key: &str| {
+            let requested = origin.requested.strip_prefix(matched).unwrap_or(origin.requested);
+            location_key(origin.encoding, &key[matched.len()..], requested)
+        };
         let path = match (&r.replace_key_with, &r.replace_key_prefix_with) {
             (Some(whole), _) => whole.clone(),
-            (None, Some(prefix)) => {
-                let matched = self
-                    .condition
-                    .as_ref()
-                    .and_then(|c| c.key_prefix_equals.as_deref())
-                    .unwrap_or("");
-                format!("{prefix}{}", resizer::key::encode_key_path(&key[matched.len()..]))
-            }
-            (None, None) => resizer::key::encode_key_path(key),
+            (None, Some(prefix)) => format!("{prefix}{}", rest(key)),
+            (None, None) => location_key(origin.encoding, key, origin.requested),
         };
         let status = r.http_redirect_code.as_deref().and_then(|c| c.parse().ok()).unwrap_or(301);
         RedirectTo { status, location: format!("{protocol}://{host}/{path}") }
@@ -280,7 +285,12 @@ impl RoutingRule {
 mod tests {
     use super::*;
 
-    const ORIGIN: Origin<'static> = Origin { protocol: "http", host: "bucket.example:8080" };
+    const ORIGIN: Origin<'static> = Origin {
+        protocol: "http",
+        host: "bucket.example:8080",
+        requested: "",
+        encoding: LocationEncoding::Once,
+    };
 
     fn config(rules: &str) -> WebsiteConfiguration {
         WebsiteConfiguration::parse(&format!(
@@ -314,7 +324,7 @@ mod tests {
             &cfg,
             "300x300/a b+c.jpg",
             Some(404),
-            Some((307, "https://api.example.com/resize?key=300x300/a%20b%2Bc.jpg")),
+            Some((307, "https://api.example.com/resize/300x300/a%20b%2Bc.jpg")),
         );
         route_case(&cfg, "300x300/a.jpg", Some(403), None);
         assert_eq!(cfg.object_key(""), "index.html");
@@ -404,12 +414,12 @@ mod tests {
         let cfg = config(r#"[{"Redirect":{"HostName":"h.example"}}]"#);
         route_case(&cfg, "k", None, Some((301, "http://h.example/k")));
         // ReplaceKeyPrefixWith without a prefix condition prefixes the whole key.
-        let cfg = config(r#"[{"Redirect":{"ReplaceKeyPrefixWith":"resize?key="}}]"#);
+        let cfg = config(r#"[{"Redirect":{"ReplaceKeyPrefixWith":"resize/"}}]"#);
         route_case(
             &cfg,
             "300x/ảnh.jpg",
             None,
-            Some((301, "http://bucket.example:8080/resize?key=300x/%E1%BA%A3nh.jpg")),
+            Some((301, "http://bucket.example:8080/resize/300x/%E1%BA%A3nh.jpg")),
         );
         // ReplaceKeyWith replaces the whole key, as written.
         let cfg = config(r#"[{"Redirect":{"ReplaceKeyWith":"gone.html"}}]"#);
@@ -459,5 +469,27 @@ mod tests {
         let bad_index =
             WebsiteConfiguration::parse(r#"{"IndexDocument":{"Suffix":"a/b.html"}}"#).unwrap_err();
         assert!(bad_index.to_string().contains("Suffix"), "{bad_index}");
+    }
+
+    #[test]
+    fn the_key_is_written_as_each_reading_of_s3_writes_it() {
+        let cfg = config(
+            r#"[{"Condition":{"HttpErrorCodeReturnedEquals":"404"},"Redirect":{"ReplaceKeyPrefixWith":"resize/"}}]"#,
+        );
+        let key = "300x300/a b&c#d ảnh.jpg";
+        let requested = "300x300/a%20b&c%23d%20%E1%BA%A3nh.jpg";
+        for (encoding, location) in [
+            (LocationEncoding::Once, "resize/300x300/a%20b%26c%23d%20%E1%BA%A3nh.jpg"),
+            (LocationEncoding::Twice, "resize/300x300/a%2520b%26c%2523d%2520%25E1%25BA%25A3nh.jpg"),
+            (LocationEncoding::Raw, "resize/300x300/a b&c#d ảnh.jpg"),
+        ] {
+            let origin = Origin { requested, encoding, ..ORIGIN };
+            let got = cfg.route(key, Some(404), origin).unwrap();
+            assert_eq!(
+                got.location,
+                format!("http://bucket.example:8080/{location}"),
+                "{encoding}"
+            );
+        }
     }
 }

@@ -136,15 +136,31 @@ mod tests {
     #[test]
     fn private_requests_have_one_shape() {
         shape("private/galleries/g1/a.jpg", None, Ok(()));
-        shape("300x300/private/galleries/g1/a.jpg", Some("Expires=1&Signature=x&Key-Pair-Id=K"), Ok(()));
+        shape(
+            "300x300/private/galleries/g1/a.jpg",
+            Some("Expires=1&Signature=x&Key-Pair-Id=K"),
+            Ok(()),
+        );
         shape("640x/uploads/alice/a.jpg", Some(""), Ok(()));
         shape("resize/640x/uploads/alice/a.jpg", None, Ok(()));
         shape("resize/300x300/private/galleries/g1/a.jpg", None, Ok(()));
         // The query can no longer carry a grant prefix for a leading `*` to reach.
-        shape("private/galleries/g2/a.jpg", Some("x=private/galleries/g1/"), Err(ShapeError::Query));
+        shape(
+            "private/galleries/g2/a.jpg",
+            Some("x=private/galleries/g1/"),
+            Err(ShapeError::Query),
+        );
         shape("private/galleries/g2/a.jpg", Some("Signature=x&v=2"), Err(ShapeError::Query));
-        shape("private/galleries/g2/private/galleries/g1/a.jpg", None, Err(ShapeError::NestedPrefix));
-        shape("300x300/private/galleries/g2/xuploads/alice/a.jpg", None, Err(ShapeError::NestedPrefix));
+        shape(
+            "private/galleries/g2/private/galleries/g1/a.jpg",
+            None,
+            Err(ShapeError::NestedPrefix),
+        );
+        shape(
+            "300x300/private/galleries/g2/xuploads/alice/a.jpg",
+            None,
+            Err(ShapeError::NestedPrefix),
+        );
         shape("foo/private/galleries/g1/a.jpg", None, Err(ShapeError::NestedPrefix));
         shape("resize/foo/private/galleries/g1/a.jpg", None, Err(ShapeError::NestedPrefix));
     }

@@ -106,9 +106,10 @@ impl FromStr for KeyDecoding {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "auto" => Ok(Self::Auto),
-            other => other.parse().map(Self::Exactly).map_err(|_| {
-                format!("{other:?} is not a key decoding (auto, once, twice or raw)")
-            }),
+            other => other
+                .parse()
+                .map(Self::Exactly)
+                .map_err(|_| format!("{other:?} is not a key decoding (auto, once, twice or raw)")),
         }
     }
 }
@@ -184,11 +185,7 @@ fn well_formed_escapes(raw: &str) -> bool {
 
 /// The key that arrived under one reading. `path` is the request path after the route
 /// prefix (`/resize/`) as it arrived, `query` the raw query string.
-pub fn read_key(
-    encoding: LocationEncoding,
-    path: &str,
-    query: Option<&str>,
-) -> Option<String> {
+pub fn read_key(encoding: LocationEncoding, path: &str, query: Option<&str>) -> Option<String> {
     match encoding {
         LocationEncoding::Once => decode_path(path),
         LocationEncoding::Twice => decode_path(&decode_path(path)?),
@@ -264,9 +261,9 @@ pub fn carried(
         return Err(NotCarried::Hash);
     }
     let bytes = key.as_bytes();
-    let escape = bytes.windows(3).any(|w| {
-        w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit()
-    });
+    let escape = bytes
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit());
     if escape {
         return Err(NotCarried::Escape);
     }
@@ -312,7 +309,12 @@ mod tests {
         [encode_key_path(key), minimal]
     }
 
-    fn arrives_as(key: &str, encoding: LocationEncoding, requested: &str, decoding: KeyDecoding) -> bool {
+    fn arrives_as(
+        key: &str,
+        encoding: LocationEncoding,
+        requested: &str,
+        decoding: KeyDecoding,
+    ) -> bool {
         let (path, query) = follow(&location_key(encoding, key, requested));
         key_candidates(&path, query.as_deref(), decoding, None).iter().any(|(_, k)| k == key)
     }
@@ -337,7 +339,10 @@ mod tests {
     #[test]
     fn unreserved_keys_have_one_candidate() {
         let got = key_candidates("300x300/photos/cat-1_a.b~c.jpg", None, KeyDecoding::Auto, None);
-        assert_eq!(got, vec![(LocationEncoding::Once, "300x300/photos/cat-1_a.b~c.jpg".to_owned())]);
+        assert_eq!(
+            got,
+            vec![(LocationEncoding::Once, "300x300/photos/cat-1_a.b~c.jpg".to_owned())]
+        );
     }
 
     #[test]
@@ -351,7 +356,8 @@ mod tests {
                 (LocationEncoding::Twice, "x1/a b".to_owned()),
             ]
         );
-        let got = key_candidates("x1/a%2520b", None, KeyDecoding::Auto, Some(LocationEncoding::Twice));
+        let got =
+            key_candidates("x1/a%2520b", None, KeyDecoding::Auto, Some(LocationEncoding::Twice));
         assert_eq!(got[0], (LocationEncoding::Twice, "x1/a b".to_owned()));
         let got = key_candidates("x1/a%2520b", None, "once".parse().unwrap(), None);
         assert_eq!(got, vec![(LocationEncoding::Once, "x1/a%20b".to_owned())]);
@@ -405,8 +411,8 @@ mod tests {
     fn keys() -> impl Strategy<Value = String> {
         let piece = prop::sample::select(vec![
             "a", "b", "Z", "9", "-", ".", "_", "~", " ", "+", "%", "%2", "%20", "%25", "&", "=",
-            "#", "?", "'", "\"", "<", ">", "(", "!", "*", "@", ":", ";", ",", "$", "ả", "고",
-            "é", "/", "😀",
+            "#", "?", "'", "\"", "<", ">", "(", "!", "*", "@", ":", ";", ",", "$", "ả", "고", "é",
+            "/", "😀",
         ]);
         prop::collection::vec(piece, 1..12).prop_map(|pieces| {
             let original: String = pieces.concat();

@@ -1,7 +1,9 @@
-//! The website endpoint: what `http://{bucket}.s3-website-{region}.amazonaws.com` does, on
-//! loopback. GET/HEAD of objects with their stored headers, website-rules.json applied on a
-//! miss with S3's semantics, and the resizer's handler mounted at `/resize` (in AWS it sits
-//! behind API Gateway; here it shares the port so the redirect chain needs one host).
+//! The bucket's S3 website endpoint (`http://{bucket}.s3-website-{region}.amazonaws.com`)
+//! on loopback: GET/HEAD of objects with their stored headers, website-rules.json applied
+//! on a miss with S3's semantics, and the bucket policy's part in it: only readers that
+//! present the secret Referer are served (CloudFront adds it), and a missing key is 404
+//! only when the policy grants those readers `s3:ListBucket` (403 otherwise, the reading
+//! users of the original AWS sample report, on which no routing rule fires).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -10,123 +12,72 @@ use aws_sdk_s3::error::SdkError;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
+use keyspace::LocationEncoding;
 
-use crate::auth::DevAuth;
-use crate::private::{refused, PrivateGuard};
 use crate::website::{Origin, WebsiteConfiguration};
-use crate::PeerAddr;
+
+/// What the bucket policy grants the website endpoint's readers.
+#[derive(Debug, Clone)]
+pub struct ReaderPolicy {
+    /// The `aws:Referer` a reader must present (`None`: anyone may read).
+    pub referer: Option<String>,
+    /// Whether the readers also have `s3:ListBucket`, so a missing key is 404 not 403.
+    pub list_bucket: bool,
+}
 
 /// Everything the website endpoint needs.
-pub struct Site {
+pub struct Website {
     /// The filled, validated website configuration.
-    pub website: WebsiteConfiguration,
+    pub config: WebsiteConfiguration,
     /// Reads objects through the S3 protocol, as the website endpoint reads the bucket.
     pub client: aws_sdk_s3::Client,
     /// The bucket served.
     pub bucket: String,
-    /// The resizer, mounted in-process.
-    pub resizer: resizer::App,
     /// `host:port` this endpoint answers on, for redirects that keep the host.
     pub host: String,
-    /// The signer, mounted in-process at `/api/`.
-    pub signer: signer::handler::App,
-    /// Development sign-in (the JWT authorizer's stand-in).
-    pub auth: DevAuth,
-    /// The CloudFront-like check on private paths.
-    pub guard: PrivateGuard,
+    /// The bucket policy's grant to readers.
+    pub policy: ReaderPolicy,
+    /// How S3 writes a key into a routing rule's Location (undocumented; each reading is
+    /// emulated).
+    pub encoding: LocationEncoding,
 }
 
 type Reply = Response<Full<Bytes>>;
 
-/// Answers one request to the website port.
+/// Answers one request to the website endpoint.
 pub async fn serve(
-    site: Arc<Site>,
+    site: Arc<Website>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Reply, Infallible> {
-    let client_ip = req
-        .extensions()
-        .get::<PeerAddr>()
-        .map(|p| p.0.ip())
-        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-    let path = req.uri().path().to_owned();
-    // Signatures are checked against the configured origin (CloudFront's own domain), never
-    // against the client's Host header, which the client controls.
-    let host = site.host.clone();
-    let reply = if path == "/resize" {
-        // A miss on a private sized path reaches the resizer only with a signature that
-        // opens that sized path (the 307 chain carries cookies, not query parameters).
-        if let Some(key) = resize_key(req.uri().query()) {
-            let derivative = format!("/{}", resizer::key::encode_key_path(&key));
-            let url = format!("http://{host}{derivative}");
-            if let Err(refusal) =
-                site.guard.check(&derivative, None, &url, req.headers(), client_ip)
-            {
-                return Ok(refused(refusal));
-            }
-        }
-        resize(&site, req).await
-    } else if path.starts_with("/api/") {
-        crate::api::serve(&site.signer, &site.auth, req, client_ip).await
-    } else {
-        let url = format!(
-            "http://{host}{}",
-            req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/")
-        );
-        if let Err(refusal) =
-            site.guard.check(&path, req.uri().query(), &url, req.headers(), client_ip)
-        {
-            return Ok(refused(refusal));
-        }
-        website(&site, req.method(), &path, req.headers()).await
-    };
-    Ok(reply)
+    Ok(answer(&site, req.method(), req.uri().path(), req.headers()).await)
 }
 
-/// The resizer's `key` parameter, decoded as the resizer decodes it.
-fn resize_key(query: Option<&str>) -> Option<String> {
-    resizer::key::decode_key_param(query).ok().flatten()
-}
-
-/// Hands the request to the resizer's own `handle`, as lambda_http would.
-async fn resize(site: &Site, req: Request<hyper::body::Incoming>) -> Reply {
-    let (parts, _body) = req.into_parts();
-    let lambda_req = Request::from_parts(parts, lambda_http::Body::Empty);
-    from_lambda(resizer::handle(&site.resizer, lambda_req).await)
-}
-
-/// A mounted handler's lambda_http response as the devserver's HTTP response.
-pub(crate) fn from_lambda(resp: Response<lambda_http::Body>) -> Reply {
-    let (parts, body) = resp.into_parts();
-    let bytes = match body {
-        lambda_http::Body::Text(text) => Bytes::from(text),
-        lambda_http::Body::Binary(data) => Bytes::from(data),
-        _ => Bytes::new(),
-    };
-    Response::from_parts(parts, Full::new(bytes))
-}
-
-async fn website(site: &Site, method: &Method, path: &str, headers: &HeaderMap) -> Reply {
+async fn answer(site: &Website, method: &Method, path: &str, headers: &HeaderMap) -> Reply {
     if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
     }
+    if let Some(want) = &site.policy.referer {
+        let given = headers.get(header::REFERER).map(HeaderValue::as_bytes);
+        if given != Some(want.as_bytes()) {
+            return access_denied();
+        }
+    }
+    let raw = path.strip_prefix('/').unwrap_or(path);
     // Exactly one `/` goes: S3 reads `//a.jpg` as the key `/a.jpg`.
-    let Ok(key) =
-        percent_encoding::percent_decode_str(path.strip_prefix('/').unwrap_or(path)).decode_utf8()
-    else {
+    let Ok(key) = percent_encoding::percent_decode_str(raw).decode_utf8() else {
         return text(StatusCode::BAD_REQUEST, "400 Bad Request: the path is not UTF-8");
     };
-    let key = site.website.object_key(&key);
-    let origin = Origin {
-        protocol: "http",
-        host: headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(&site.host),
-    };
-    if let Some(to) = site.website.route(&key, None, origin) {
+    let key = site.config.object_key(&key);
+    let origin =
+        Origin { protocol: "http", host: &site.host, requested: raw, encoding: site.encoding };
+    if let Some(to) = site.config.route(&key, None, origin) {
         return redirect(to.status, &to.location);
     }
     match fetch(site, &key, method == Method::HEAD).await {
         Ok(object) => object.reply(headers),
+        Err(Lookup::NotFound) if !site.policy.list_bucket => access_denied(),
         Err(Lookup::NotFound) => {
-            if let Some(to) = site.website.route(&key, Some(404), origin) {
+            if let Some(to) = site.config.route(&key, Some(404), origin) {
                 return redirect(to.status, &to.location);
             }
             not_found(site, &key).await
@@ -136,6 +87,19 @@ async fn website(site: &Site, method: &Method, path: &str, headers: &HeaderMap) 
             text(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable")
         }
     }
+}
+
+/// The website endpoint's 403 for a reader the policy does not allow (or, without
+/// ListBucket, for a key that does not exist).
+fn access_denied() -> Reply {
+    let body = "<html><head><title>403 Forbidden</title></head><body><h1>403 Forbidden</h1>\
+                <ul><li>Code: AccessDenied</li><li>Message: Access Denied</li></ul></body></html>\n";
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = StatusCode::FORBIDDEN;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    resp.headers_mut().insert("x-amz-error-code", HeaderValue::from_static("AccessDenied"));
+    resp
 }
 
 /// An object as the website endpoint returns it.
@@ -198,7 +162,7 @@ macro_rules! stored_headers {
     }};
 }
 
-async fn fetch(site: &Site, key: &str, head_only: bool) -> Result<Object, Lookup> {
+async fn fetch(site: &Website, key: &str, head_only: bool) -> Result<Object, Lookup> {
     let classify = |e: &dyn ErrorStatus| match e.status() {
         Some(404) => Lookup::NotFound,
         _ => Lookup::Failed(e.describe()),
@@ -250,8 +214,8 @@ impl<E: std::error::Error + 'static> ErrorStatus
 }
 
 /// S3's website 404: the ErrorDocument when one is configured and exists, else a small page.
-async fn not_found(site: &Site, key: &str) -> Reply {
-    if let Some(doc) = &site.website.error_document {
+async fn not_found(site: &Website, key: &str) -> Reply {
+    if let Some(doc) = &site.config.error_document {
         if let Ok(object) = fetch(site, &doc.key, false).await {
             let mut resp = object.reply(&HeaderMap::new());
             *resp.status_mut() = StatusCode::NOT_FOUND;
