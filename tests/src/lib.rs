@@ -1,6 +1,7 @@
 //! Harness for the end-to-end tests: a devserver on ephemeral loopback ports with its
-//! embedded S3 store in a temporary directory, an HTTP client that does not follow
-//! redirects, and helpers to walk a redirect chain and read the bucket over S3.
+//! embedded S3 store in a temporary directory, in either delivery mode, an HTTP client that
+//! does not follow redirects, and helpers to walk a redirect chain as a browser does and
+//! read the bucket over S3.
 
 pub mod runtime_api;
 
@@ -9,6 +10,28 @@ use std::net::SocketAddr;
 
 use aws_sdk_s3::primitives::ByteStream;
 use devserver::{DevServer, Options};
+pub use keyspace::{DeliveryMode, LocationEncoding};
+
+/// Both delivery modes, for tests about delivery.
+pub const MODES: [DeliveryMode; 2] = [DeliveryMode::Redirect, DeliveryMode::Failover];
+
+/// Defines `mod $name { redirect, failover }`: one test per delivery mode, each running
+/// `$body(mode)`.
+#[macro_export]
+macro_rules! in_both_modes {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn redirect() {
+                super::$body($crate::DeliveryMode::Redirect).await
+            }
+            #[tokio::test]
+            async fn failover() {
+                super::$body($crate::DeliveryMode::Failover).await
+            }
+        }
+    };
+}
 
 /// One running stack and what the tests need to reach it.
 pub struct Stack {
@@ -18,6 +41,16 @@ pub struct Stack {
     pub data_dir: tempfile::TempDir,
     /// A client that never follows redirects.
     pub http: reqwest::Client,
+}
+
+/// Every port on loopback, chosen by the system.
+pub fn ephemeral(opts: &mut Options) {
+    opts.listen = loopback();
+    opts.s3_listen = loopback();
+    opts.website_listen = loopback();
+    opts.api_listen = loopback();
+    opts.function_url_listen = loopback();
+    opts.idp_listen = loopback();
 }
 
 /// One hop of a redirect chain.
@@ -68,9 +101,28 @@ pub fn rules() -> String {
 }
 
 impl Stack {
-    /// A stack with the embedded store, default settings plus `resizer_env`.
+    /// A stack with the embedded store, default settings (redirect mode) plus `resizer_env`.
     pub async fn start(resizer_env: &[(&str, &str)]) -> Self {
         Self::start_with(resizer_env, |_| {}).await
+    }
+
+    /// A stack in `mode`, default settings plus `resizer_env`.
+    pub async fn start_in(mode: DeliveryMode, resizer_env: &[(&str, &str)]) -> Self {
+        Self::start_with(resizer_env, |o| o.delivery = mode).await
+    }
+
+    /// The delivery mode.
+    pub fn delivery(&self) -> DeliveryMode {
+        self.server.delivery
+    }
+
+    /// The statuses a browser sees for a miss that succeeds: the website's 307 and the
+    /// resizer's 307 before the image, or the image at once.
+    pub fn miss(&self) -> Vec<u16> {
+        match self.delivery() {
+            DeliveryMode::Redirect => vec![307, 307, 200],
+            DeliveryMode::Failover => vec![200],
+        }
     }
 
     /// A stack whose options `adjust` may change (for example to use an external endpoint).
@@ -80,8 +132,7 @@ impl Stack {
     ) -> Self {
         let data_dir = tempfile::tempdir().expect("temporary directory");
         let mut opts = Options::new(rules());
-        opts.listen = loopback();
-        opts.s3_listen = loopback();
+        ephemeral(&mut opts);
         opts.data_dir = data_dir.path().to_owned();
         opts.resizer_env = resizer_env
             .iter()
@@ -114,7 +165,10 @@ impl Stack {
         (hop, body)
     }
 
-    /// Follows redirects by hand (at most 10), recording every hop.
+    /// Follows redirects by hand (at most 10), recording every hop. A Location is read as
+    /// a browser reads it: its bytes as UTF-8, resolved against the URL it came from with
+    /// WHATWG URL parsing (spaces and non-ASCII escaped, `#` starting a fragment that is
+    /// never sent).
     pub async fn follow(&self, method: reqwest::Method, path: &str) -> Chain {
         self.follow_with(method, path, None).await
     }
@@ -141,8 +195,14 @@ impl Stack {
                 headers: resp.headers().clone(),
             };
             let body = resp.bytes().await.expect("body");
-            let next =
-                hop.headers.get("location").map(|l| l.to_str().expect("ascii location").to_owned());
+            let next = hop.headers.get("location").map(|l| {
+                let base = url::Url::parse(&url).expect("the URL requested parses");
+                let mut next = base
+                    .join(&String::from_utf8_lossy(l.as_bytes()))
+                    .unwrap_or_else(|e| panic!("Location {l:?}: {e}"));
+                next.set_fragment(None);
+                next.to_string()
+            });
             let redirect = (300..400).contains(&hop.status);
             hops.push(hop);
             match next {
@@ -153,12 +213,12 @@ impl Stack {
         panic!("redirect loop: {hops:#?}");
     }
 
-    /// Signs in through the devserver's development route; returns the bearer token.
+    /// Signs in through the development identity provider; returns the bearer token.
     pub async fn sign_in(&self, user: &str, galleries: &[&str]) -> String {
         let body = serde_json::json!({ "user": user, "galleries": galleries });
         let resp = self
             .http
-            .post(self.url("/api/dev/sign-in"))
+            .post(format!("{}/sign-in", self.server.idp_url))
             .body(body.to_string())
             .send()
             .await

@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::process::Stdio;
 
-use serde_json::{json, Value};
 use keyspace::{check_private_shape, PrivatePaths, ShapeError};
+use serde_json::{json, Value};
 
 fn template() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
