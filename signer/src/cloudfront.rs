@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::keys::{HashAlgorithm, KeyError, SigningKey, VerifyingKey};
-use keyspace::wildcard_match;
 use crate::policy::{cf_base64, cf_base64_decode, Policy};
+use keyspace::wildcard_match;
 
 /// Why signing failed.
 #[derive(Debug, thiserror::Error)]
