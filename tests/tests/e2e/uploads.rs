@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use devserver::SAMPLE_PHOTO;
-use e2e::{inspect, Stack};
+use e2e::{cookie_header, inspect, Stack};
 use image::ImageFormat;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -55,8 +55,14 @@ async fn post_form(
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
-async fn assert_resizes(stack: &Stack, key: &str) {
-    let chain = stack.follow(Method::GET, &format!("/300x300/{key}")).await;
+/// Requests the 300x300 of the upload `key` with the uploader's cookies (uploads are
+/// private: PRIVATE_PATHS covers `uploads/*` and every size of it) and checks it is made.
+async fn assert_resizes(stack: &Stack, token: &str, key: &str) {
+    let (status, headers, _) =
+        stack.api("/api/sign-cookies", Some(token), json!({ "uploads": true })).await;
+    assert_eq!(status, 200);
+    let path = format!("/300x300/{}", keyspace::encode_key_path(key));
+    let chain = stack.follow_with(Method::GET, &path, Some(&cookie_header(&headers))).await;
     assert_eq!(chain.statuses(), [307, 307, 200], "{chain:#?}");
     assert_eq!(inspect(&chain.body).1, 300);
 }
@@ -110,7 +116,7 @@ async fn presigned_put_uploads_once_with_the_signed_type_and_size() {
     assert_eq!(status, 412);
     assert_eq!(&stack.get(&key).await.unwrap().0[..], SAMPLE_PHOTO);
 
-    assert_resizes(&stack, &key).await;
+    assert_resizes(&stack, &token, &key).await;
 }
 
 #[tokio::test]
@@ -233,7 +239,7 @@ async fn presigned_post_enforces_size_type_and_key_before_storing() {
     let (status, text) = post_form(&stack, &form, SAMPLE_PHOTO.to_vec(), "image/jpeg", same).await;
     assert!((200..300).contains(&status), "{status} {text}");
     assert_eq!(&stack.get(&key).await.unwrap().0[..], SAMPLE_PHOTO);
-    assert_resizes(&stack, &key).await;
+    assert_resizes(&stack, &token, &key).await;
 }
 
 #[tokio::test]
@@ -279,9 +285,9 @@ async fn multipart_upload_with_presigned_parts_completes_and_abort_leaves_nothin
     let (status, _, done) = stack.api("/api/multipart/complete", Some(&token), body).await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(&stack.get(&key).await.unwrap().0[..], &png[..]);
-    let chain = stack.follow(Method::GET, &format!("/300x300/{key}")).await;
-    assert_eq!(chain.statuses(), [307, 307, 200]);
-    assert_eq!(inspect(&chain.body), (ImageFormat::Png, 300, 300));
+    assert_resizes(&stack, &token, &key).await;
+    let (format, _, _) = inspect(&stack.get(&format!("300x300/{key}")).await.unwrap().0);
+    assert_eq!(format, ImageFormat::Png);
 
     // Begin, send one part, abort: the upload is gone and no object appears.
     let (_, _, second) = stack
