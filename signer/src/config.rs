@@ -17,6 +17,8 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 50_000_000;
 pub const DEFAULT_PART_BYTES: u64 = 8 * 1024 * 1024;
 /// S3's smallest part (all but the last).
 pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+/// Default Cache-Control stored with uploaded originals (a day).
+pub const DEFAULT_UPLOAD_CACHE_CONTROL: &str = "max-age=86400";
 
 /// Where the CloudFront private key comes from.
 #[derive(Clone, PartialEq, Eq)]
@@ -68,6 +70,8 @@ pub struct Config {
     pub gallery_claim: String,
     /// S3_FORCE_PATH_STYLE: path-style S3 URLs (local S3-compatible servers).
     pub force_path_style: bool,
+    /// UPLOAD_CACHE_CONTROL: the Cache-Control every uploaded original is stored with.
+    pub upload_cache_control: String,
 }
 
 /// A configuration variable that is missing or invalid. The message names it.
@@ -191,6 +195,15 @@ impl Config {
             }
         }
         let gallery_claim = text("GALLERY_CLAIM").unwrap_or_else(|| "galleries".into());
+        let upload_cache_control =
+            text("UPLOAD_CACHE_CONTROL").unwrap_or_else(|| DEFAULT_UPLOAD_CACHE_CONTROL.to_owned());
+        // Signed into a PUT's headers and matched exactly by a POST policy: a header value.
+        if !upload_cache_control.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+            return Err(err(
+                "UPLOAD_CACHE_CONTROL",
+                format!("{upload_cache_control:?} is not a header value (printable ASCII)"),
+            ));
+        }
         Ok(Self {
             key_pair_id,
             key_source,
@@ -206,6 +219,7 @@ impl Config {
             cookie_secure: flag("COOKIE_SECURE", true)?,
             gallery_claim,
             force_path_style: flag("S3_FORCE_PATH_STYLE", false)?,
+            upload_cache_control,
         })
     }
 }
@@ -238,6 +252,7 @@ mod tests {
         assert_eq!(c.hash, HashAlgorithm::Sha1);
         assert_eq!(c.upload_ttl, Duration::from_secs(900));
         assert!(c.cookie_secure);
+        assert_eq!(c.upload_cache_control, "max-age=86400");
         let KeySource::Pem(pem) = c.key_source else { panic!("expected a PEM") };
         assert!(pem.contains("KEY-----\nAAAA\n"));
     }
@@ -256,6 +271,7 @@ mod tests {
             ("COOKIE_DOMAIN", "a b"),
             ("COOKIE_SECURE", "maybe"),
             ("CLOUDFRONT_PRIVATE_KEY_SECRET_ARN", "arn:aws:secretsmanager:x"),
+            ("UPLOAD_CACHE_CONTROL", "max-age=1\u{7f}"),
         ] {
             let e = parse(&[(name, value)]).unwrap_err();
             let expected = if name == "CLOUDFRONT_PRIVATE_KEY_SECRET_ARN" {
@@ -266,5 +282,11 @@ mod tests {
             assert_eq!(e.name, expected, "{name}={value}: {e}");
         }
         assert_eq!(parse(&[("BUCKET", " ")]).unwrap_err().name, "BUCKET");
+    }
+
+    #[test]
+    fn upload_settings_parse() {
+        let c = parse(&[("UPLOAD_CACHE_CONTROL", "private, max-age=600")]).unwrap();
+        assert_eq!(c.upload_cache_control, "private, max-age=600");
     }
 }

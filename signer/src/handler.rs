@@ -18,9 +18,9 @@ use serde_json::{json, Value};
 use crate::cloudfront::{CloudFrontSigner, SignError};
 use crate::config::Config;
 use crate::identity::{is_gallery_id, Identity, GALLERY_PREFIX};
-use keyspace::is_size_segment;
 use crate::policy::{Ipv4Cidr, Policy};
 use crate::presign::{PostRules, Presigner, S3Error};
+use keyspace::is_size_segment;
 
 /// The content types users may upload, and the extension their key gets.
 pub const UPLOAD_TYPES: [(&str, &str); 4] =
@@ -573,7 +573,9 @@ async fn upload_url(
     }
     let key = new_upload_key(id, ext);
     let ttl = app.config.upload_ttl;
-    let presigned = app.presigner.put(&key, &input.content_type, input.size, now, ttl).await?;
+    let cache_control = &app.config.upload_cache_control;
+    let presigned =
+        app.presigner.put(&key, &input.content_type, input.size, cache_control, now, ttl).await?;
     Ok(json_response(json!({
         "key": key,
         "method": presigned.method,
@@ -605,6 +607,7 @@ async fn upload_form(
         key: &key,
         key_prefix: &prefix,
         content_type: &input.content_type,
+        cache_control: &app.config.upload_cache_control,
         length_range: (1, max),
         expires_in: ttl,
     };
@@ -632,7 +635,10 @@ async fn multipart_begin(
         return Err(ApiError::UploadTooLarge { size: input.size, limit: part_bytes * MAX_PARTS });
     }
     let key = new_upload_key(id, ext);
-    let upload_id = app.presigner.begin_multipart(&key, &input.content_type).await?;
+    let upload_id = app
+        .presigner
+        .begin_multipart(&key, &input.content_type, &app.config.upload_cache_control)
+        .await?;
     let ttl = app.config.upload_ttl;
     let mut parts = Vec::with_capacity(count as usize);
     for n in 1..=count {

@@ -42,10 +42,25 @@ async fn post_form(
     content_type: &str,
     edit: impl Fn(&str, &str) -> String,
 ) -> (u16, String) {
+    post_form_adding(stack, form, &[], file, content_type, edit).await
+}
+
+/// Like [`post_form`], with `extra` fields after the form's own (before the file).
+async fn post_form_adding(
+    stack: &Stack,
+    form: &Value,
+    extra: &[(&str, &str)],
+    file: Vec<u8>,
+    content_type: &str,
+    edit: impl Fn(&str, &str) -> String,
+) -> (u16, String) {
     let mut multipart = reqwest::multipart::Form::new();
     for field in form["fields"].as_array().unwrap() {
         let (name, value) = (field[0].as_str().unwrap(), field[1].as_str().unwrap());
         multipart = multipart.text(name.to_owned(), edit(name, value));
+    }
+    for (name, value) in extra {
+        multipart = multipart.text((*name).to_owned(), (*value).to_owned());
     }
     let part =
         reqwest::multipart::Part::bytes(file).file_name("photo").mime_str(content_type).unwrap();
@@ -119,6 +134,94 @@ async fn presigned_put_uploads_once_with_the_signed_type_and_size() {
     assert_resizes(&stack, &token, &key).await;
 }
 
+/// The object headers S3 stored with `key`, or None if there is no such object.
+async fn stored_headers(stack: &Stack, key: &str) -> Option<StoredHeaders> {
+    let out = stack
+        .server
+        .client()
+        .head_object()
+        .bucket(&stack.server.bucket)
+        .key(key)
+        .send()
+        .await
+        .ok()?;
+    Some(StoredHeaders {
+        content_type: out.content_type().map(str::to_owned),
+        cache_control: out.cache_control().map(str::to_owned),
+        content_disposition: out.content_disposition().map(str::to_owned),
+        content_encoding: out.content_encoding().map(str::to_owned),
+    })
+}
+
+/// The standard headers an object is served with, as HeadObject reports them.
+#[derive(Debug, PartialEq, Eq)]
+struct StoredHeaders {
+    content_type: Option<String>,
+    cache_control: Option<String>,
+    content_disposition: Option<String>,
+    content_encoding: Option<String>,
+}
+
+/// `headers` with `name` set to `value` (replaced if present, added if not).
+fn with_header(headers: &[(String, String)], name: &str, value: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> =
+        headers.iter().filter(|(k, _)| k != name).cloned().collect();
+    out.push((name.to_owned(), value.to_owned()));
+    out
+}
+
+/// Found in review: S3 refuses unsigned `x-amz-*` headers on a presigned PUT but stores
+/// unsigned standard ones, so an uploader could have the original served as an HTML
+/// attachment, gzip-encoded, or cached for a year. Signed, any other value breaks the
+/// signature.
+#[tokio::test]
+async fn presigned_put_refuses_object_headers_it_did_not_sign() {
+    let stack = Stack::start(&[]).await;
+    let token = stack.sign_in("alice", &[]).await;
+    let (status, _, form) = stack
+        .api(
+            "/api/upload-url",
+            Some(&token),
+            json!({ "content_type": "image/jpeg", "size": SAMPLE_PHOTO.len() }),
+        )
+        .await;
+    assert_eq!(status, 200, "{form}");
+    let key = form["key"].as_str().unwrap().to_owned();
+    let url = form["url"].as_str().unwrap();
+    let headers = headers_of(&form["headers"]);
+    for (name, value) in [
+        ("content-disposition", "attachment; filename=x.html"),
+        ("cache-control", "public, max-age=31536000, immutable"),
+        ("content-encoding", "gzip"),
+    ] {
+        let (status, text) =
+            put(&stack, url, &with_header(&headers, name, value), SAMPLE_PHOTO.to_vec()).await;
+        assert_eq!(status, 403, "{name}: {value} was stored: {text}");
+        assert!(text.contains("SignatureDoesNotMatch"), "{name}: {text}");
+        assert!(stack.get(&key).await.is_none(), "{name}: nothing stored");
+    }
+
+    for (name, value) in [
+        ("cache-control", "max-age=86400"),
+        ("content-disposition", "inline"),
+        ("content-encoding", "identity"),
+    ] {
+        assert!(headers.contains(&(name.into(), value.into())), "{name}: {headers:?}");
+    }
+    let (status, text) = put(&stack, url, &headers, SAMPLE_PHOTO.to_vec()).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        stored_headers(&stack, &key).await,
+        Some(StoredHeaders {
+            content_type: Some("image/jpeg".into()),
+            cache_control: Some("max-age=86400".into()),
+            content_disposition: Some("inline".into()),
+            content_encoding: Some("identity".into()),
+        })
+    );
+    assert_eq!(&stack.get(&key).await.unwrap().0[..], SAMPLE_PHOTO);
+}
+
 #[tokio::test]
 async fn expired_presigned_put_and_post_are_refused() {
     let stack = Stack::start(&[]).await;
@@ -137,7 +240,14 @@ async fn expired_presigned_put_and_post_are_refused() {
     let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
     let key = "uploads/alice/expired.jpg";
     let req = presigner
-        .put(key, "image/jpeg", SAMPLE_PHOTO.len() as u64, an_hour_ago, Duration::from_secs(900))
+        .put(
+            key,
+            "image/jpeg",
+            SAMPLE_PHOTO.len() as u64,
+            "max-age=86400",
+            an_hour_ago,
+            Duration::from_secs(900),
+        )
         .await
         .unwrap();
     let headers: Vec<(String, String)> = req.headers.into_iter().collect();
@@ -149,6 +259,7 @@ async fn expired_presigned_put_and_post_are_refused() {
         key,
         key_prefix: "uploads/alice/",
         content_type: "image/jpeg",
+        cache_control: "max-age=86400",
         length_range: (1, 10_000_000),
         expires_in: Duration::from_secs(900),
     };
@@ -164,6 +275,7 @@ async fn expired_presigned_put_and_post_are_refused() {
             key,
             "image/jpeg",
             SAMPLE_PHOTO.len() as u64,
+            "max-age=86400",
             SystemTime::now(),
             Duration::from_secs(900),
         )
@@ -232,6 +344,31 @@ async fn presigned_post_enforces_size_type_and_key_before_storing() {
     })
     .await;
     assert!(status >= 400, "tampered policy: {status} {text}");
+    // The stored headers are fixed by the policy: changed or added, they are refused.
+    for (field, value) in
+        [("Cache-Control", "public, max-age=31536000"), ("Content-Disposition", "attachment")]
+    {
+        let (status, text) =
+            post_form(&stack, &form, SAMPLE_PHOTO.to_vec(), "image/jpeg", |n, v| {
+                if n == field {
+                    value.into()
+                } else {
+                    v.into()
+                }
+            })
+            .await;
+        assert!(matches!(status, 400 | 403) && text.contains("olicy"), "{field}: {status} {text}");
+    }
+    let (status, text) = post_form_adding(
+        &stack,
+        &form,
+        &[("Content-Encoding", "gzip")],
+        SAMPLE_PHOTO.to_vec(),
+        "image/jpeg",
+        same,
+    )
+    .await;
+    assert!(matches!(status, 400 | 403), "an extra field: {status} {text}");
     let keys = stack.keys().await;
     assert!(!keys.iter().any(|k| k.starts_with("uploads/")), "nothing partial: {keys:?}");
     assert!(stack.get(&small_key).await.is_none());
@@ -239,6 +376,15 @@ async fn presigned_post_enforces_size_type_and_key_before_storing() {
     let (status, text) = post_form(&stack, &form, SAMPLE_PHOTO.to_vec(), "image/jpeg", same).await;
     assert!((200..300).contains(&status), "{status} {text}");
     assert_eq!(&stack.get(&key).await.unwrap().0[..], SAMPLE_PHOTO);
+    assert_eq!(
+        stored_headers(&stack, &key).await,
+        Some(StoredHeaders {
+            content_type: Some("image/jpeg".into()),
+            cache_control: Some("max-age=86400".into()),
+            content_disposition: Some("inline".into()),
+            content_encoding: None,
+        })
+    );
     assert_resizes(&stack, &token, &key).await;
 }
 
@@ -285,6 +431,15 @@ async fn multipart_upload_with_presigned_parts_completes_and_abort_leaves_nothin
     let (status, _, done) = stack.api("/api/multipart/complete", Some(&token), body).await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(&stack.get(&key).await.unwrap().0[..], &png[..]);
+    assert_eq!(
+        stored_headers(&stack, &key).await,
+        Some(StoredHeaders {
+            content_type: Some("image/png".into()),
+            cache_control: Some("max-age=86400".into()),
+            content_disposition: Some("inline".into()),
+            content_encoding: None,
+        })
+    );
     assert_resizes(&stack, &token, &key).await;
     let (format, _, _) = inspect(&stack.get(&format!("300x300/{key}")).await.unwrap().0);
     assert_eq!(format, ImageFormat::Png);
