@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use keyspace::{DeliveryMode, KeyDecoding};
+
 use crate::keys::HashAlgorithm;
 
 /// Default lifetime of a signed URL or cookie set when the caller does not ask (1 hour).
@@ -72,6 +74,12 @@ pub struct Config {
     pub force_path_style: bool,
     /// UPLOAD_CACHE_CONTROL: the Cache-Control every uploaded original is stored with.
     pub upload_cache_control: String,
+    /// DELIVERY_MODE: how the distribution reaches the resizer on a miss, which decides the
+    /// upload names it can carry.
+    pub delivery_mode: DeliveryMode,
+    /// REDIRECT_KEY_ENCODING: how the resizer reads a key from the S3 redirect (redirect
+    /// mode only).
+    pub redirect_key_encoding: KeyDecoding,
 }
 
 /// A configuration variable that is missing or invalid. The message names it.
@@ -204,6 +212,14 @@ impl Config {
                 format!("{upload_cache_control:?} is not a header value (printable ASCII)"),
             ));
         }
+        let delivery_mode = match text("DELIVERY_MODE") {
+            None => DeliveryMode::default(),
+            Some(v) => v.parse().map_err(|e: String| err("DELIVERY_MODE", e))?,
+        };
+        let redirect_key_encoding = match text("REDIRECT_KEY_ENCODING") {
+            None => KeyDecoding::default(),
+            Some(v) => v.parse().map_err(|e: String| err("REDIRECT_KEY_ENCODING", e))?,
+        };
         Ok(Self {
             key_pair_id,
             key_source,
@@ -220,6 +236,8 @@ impl Config {
             gallery_claim,
             force_path_style: flag("S3_FORCE_PATH_STYLE", false)?,
             upload_cache_control,
+            delivery_mode,
+            redirect_key_encoding,
         })
     }
 }
@@ -253,6 +271,8 @@ mod tests {
         assert_eq!(c.upload_ttl, Duration::from_secs(900));
         assert!(c.cookie_secure);
         assert_eq!(c.upload_cache_control, "max-age=86400");
+        assert_eq!(c.delivery_mode, DeliveryMode::Redirect);
+        assert_eq!(c.redirect_key_encoding, KeyDecoding::Auto);
         let KeySource::Pem(pem) = c.key_source else { panic!("expected a PEM") };
         assert!(pem.contains("KEY-----\nAAAA\n"));
     }
@@ -272,6 +292,8 @@ mod tests {
             ("COOKIE_SECURE", "maybe"),
             ("CLOUDFRONT_PRIVATE_KEY_SECRET_ARN", "arn:aws:secretsmanager:x"),
             ("UPLOAD_CACHE_CONTROL", "max-age=1\u{7f}"),
+            ("DELIVERY_MODE", "Redirect"),
+            ("REDIRECT_KEY_ENCODING", "thrice"),
         ] {
             let e = parse(&[(name, value)]).unwrap_err();
             let expected = if name == "CLOUDFRONT_PRIVATE_KEY_SECRET_ARN" {
@@ -286,7 +308,14 @@ mod tests {
 
     #[test]
     fn upload_settings_parse() {
-        let c = parse(&[("UPLOAD_CACHE_CONTROL", "private, max-age=600")]).unwrap();
+        let c = parse(&[
+            ("UPLOAD_CACHE_CONTROL", "private, max-age=600"),
+            ("DELIVERY_MODE", "failover"),
+            ("REDIRECT_KEY_ENCODING", "twice"),
+        ])
+        .unwrap();
         assert_eq!(c.upload_cache_control, "private, max-age=600");
+        assert_eq!(c.delivery_mode, DeliveryMode::Failover);
+        assert_eq!(c.redirect_key_encoding, "twice".parse().unwrap());
     }
 }

@@ -9,6 +9,8 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{header, HeaderValue, Method, StatusCode};
+use keyspace::is_size_segment;
+use keyspace::routing::{carried, NotCarried};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
@@ -20,12 +22,13 @@ use crate::config::Config;
 use crate::identity::{is_gallery_id, Identity, GALLERY_PREFIX};
 use crate::policy::{Ipv4Cidr, Policy};
 use crate::presign::{PostRules, Presigner, S3Error};
-use keyspace::is_size_segment;
 
 /// The content types users may upload, and the extension their key gets.
 pub const UPLOAD_TYPES: [(&str, &str); 4] =
     [("image/jpeg", "jpg"), ("image/png", "png"), ("image/webp", "webp"), ("image/gif", "gif")];
 
+/// S3's longest key, in bytes of UTF-8.
+const MAX_KEY_BYTES: usize = 1024;
 /// S3's largest part count.
 const MAX_PARTS: u64 = 10_000;
 /// S3's largest single PUT or POST upload (5 GiB); larger needs multipart.
@@ -60,6 +63,9 @@ pub enum ApiError {
     /// A field has a value we cannot use.
     #[error("{0}")]
     InvalidField(String),
+    /// An upload name whose key the delivery mode cannot carry to the resizer on a miss.
+    #[error("{0}; rename the file, or deploy with DeliveryMode=failover, which carries every key")]
+    KeyNotDeliverable(NotCarried),
     /// The upload's Content-Type is not an image type we resize.
     #[error(
         "content type {0:?} is not allowed; use image/jpeg, image/png, image/webp or image/gif"
@@ -114,6 +120,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BadBody(_) => StatusCode::BAD_REQUEST,
             Self::InvalidField(_) => StatusCode::BAD_REQUEST,
+            Self::KeyNotDeliverable(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedContentType(_) => StatusCode::BAD_REQUEST,
             Self::UploadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::LifetimeTooLong { .. } => StatusCode::BAD_REQUEST,
@@ -136,6 +143,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::BadBody(_) => "invalid-body",
             Self::InvalidField(_) => "invalid-field",
+            Self::KeyNotDeliverable(_) => "key-not-deliverable",
             Self::UnsupportedContentType(_) => "unsupported-content-type",
             Self::UploadTooLarge { .. } => "upload-too-large",
             Self::LifetimeTooLong { .. } => "lifetime-too-long",
@@ -338,6 +346,8 @@ struct SignCookies {
 struct UploadUrl {
     content_type: String,
     size: u64,
+    /// The key under the user's prefix; a fresh `{uuid}.{ext}` when absent.
+    name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -345,6 +355,8 @@ struct UploadUrl {
 struct UploadForm {
     content_type: String,
     max_bytes: Option<u64>,
+    /// The key under the user's prefix; a fresh `{uuid}.{ext}` when absent.
+    name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -537,8 +549,57 @@ fn upload_extension(content_type: &str) -> Result<&'static str, ApiError> {
         .ok_or_else(|| ApiError::UnsupportedContentType(content_type.to_owned()))
 }
 
-fn new_upload_key(id: &Identity, ext: &str) -> String {
-    format!("{}{}.{ext}", id.upload_prefix(), uuid::Uuid::new_v4())
+/// Why `name` cannot follow `uploads/{user}/`: the resizer's rules for an original key
+/// (checked here, before anything is signed, rather than at the first resize), plus the
+/// path guard's. `key` is the whole key the name makes.
+fn check_upload_name(name: &str, key: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("name must not be empty".into());
+    }
+    if name.split('/').any(str::is_empty) {
+        return Err(format!(
+            "name {name:?} has an empty segment (a leading, trailing or double '/')"
+        ));
+    }
+    if name.split('/').any(|s| s == "." || s == "..") {
+        return Err(format!("name {name:?} has a '.' or '..' segment"));
+    }
+    if name.contains('\\') {
+        return Err(format!("name {name:?} contains a backslash"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("name {name:?} contains a control character"));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(format!("the key would be {} bytes; S3's limit is {MAX_KEY_BYTES}", key.len()));
+    }
+    // The resizer refuses an original that starts with a size (no chains); a name is held
+    // to the same rule, so it is a valid original key wherever it is put.
+    if name.split('/').next().is_some_and(is_size_segment) {
+        return Err(format!("name {name:?} starts with a size segment"));
+    }
+    // The path guard refuses a grant prefix inside a private key (`.../uploads/bob/...`):
+    // such an upload could never be served.
+    keyspace::check_private_shape(key, None).map_err(|e| format!("name {name:?}: {e}"))
+}
+
+/// The key an upload goes to: `uploads/{user}/{name}` when the caller names it, else a
+/// fresh `uploads/{user}/{uuid}.{ext}`. Refused when the name is not a valid original, or
+/// when the delivery mode could not carry the key to the resizer on a miss (uploads are
+/// private, so `?` counts as a query private paths may not have).
+fn upload_key(app: &App, id: &Identity, name: Option<&str>, ext: &str) -> Result<String, ApiError> {
+    let key = match name {
+        None => format!("{}{}.{ext}", id.upload_prefix(), uuid::Uuid::new_v4()),
+        Some(name) => {
+            let key = format!("{}{name}", id.upload_prefix());
+            check_upload_name(name, &key).map_err(ApiError::InvalidField)?;
+            key
+        }
+    };
+    let config = &app.config;
+    carried(&key, config.delivery_mode, config.redirect_key_encoding, true)
+        .map_err(ApiError::KeyNotDeliverable)?;
+    Ok(key)
 }
 
 fn check_size(app: &App, size: u64) -> Result<(), ApiError> {
@@ -551,12 +612,12 @@ fn check_size(app: &App, size: u64) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Whether `key` is one the caller may have been given to upload to (multipart complete
+/// and abort name it again).
 fn own_upload_key(id: &Identity, key: &str) -> Result<(), ApiError> {
-    let rest = key.strip_prefix(&id.upload_prefix());
-    if rest.is_some_and(|r| !r.is_empty() && !r.contains('/')) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!("{key:?} is not one of your uploads")))
+    match key.strip_prefix(&id.upload_prefix()) {
+        Some(name) if check_upload_name(name, key).is_ok() => Ok(()),
+        _ => Err(ApiError::Forbidden(format!("{key:?} is not one of your uploads"))),
     }
 }
 
@@ -571,9 +632,10 @@ async fn upload_url(
     if input.size > MAX_SINGLE_UPLOAD {
         return Err(ApiError::UploadTooLarge { size: input.size, limit: MAX_SINGLE_UPLOAD });
     }
-    let key = new_upload_key(id, ext);
+    let key = upload_key(app, id, input.name.as_deref(), ext)?;
     let ttl = app.config.upload_ttl;
     let cache_control = &app.config.upload_cache_control;
+    // Create-only at S3: a taken name is 412 to the PUT (If-None-Match is signed).
     let presigned =
         app.presigner.put(&key, &input.content_type, input.size, cache_control, now, ttl).await?;
     Ok(json_response(json!({
@@ -600,7 +662,13 @@ async fn upload_form(
         }
     }
     .min(MAX_SINGLE_UPLOAD);
-    let key = new_upload_key(id, ext);
+    let key = upload_key(app, id, input.name.as_deref(), ext)?;
+    // S3 has no create-only POST: a form for a taken name would replace it. A fresh uuid is
+    // never taken; a chosen name is looked up (a race with another upload of the same name
+    // remains, as does posting the same form twice).
+    if input.name.is_some() && app.presigner.exists(&key).await? {
+        return Err(ApiError::AlreadyExists);
+    }
     let prefix = id.upload_prefix();
     let ttl = app.config.upload_ttl;
     let rules = PostRules {
@@ -634,7 +702,8 @@ async fn multipart_begin(
     if count > MAX_PARTS {
         return Err(ApiError::UploadTooLarge { size: input.size, limit: part_bytes * MAX_PARTS });
     }
-    let key = new_upload_key(id, ext);
+    let key = upload_key(app, id, input.name.as_deref(), ext)?;
+    // Create-only at S3: a taken name is 409 already-exists at completion.
     let upload_id = app
         .presigner
         .begin_multipart(&key, &input.content_type, &app.config.upload_cache_control)

@@ -211,6 +211,16 @@ impl Presigner {
         Ok(PresignedHttp::from_sdk(&req))
     }
 
+    /// Whether `key` exists, by HeadObject. In AWS, a missing key is 404 only to a caller
+    /// with `s3:ListBucket` on the bucket (403 otherwise, which stays an error here).
+    pub async fn exists(&self, key: &str) -> Result<bool, S3Error> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(false),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
     /// Starts a multipart upload for `key` with its stored headers (the parts cannot change
     /// them); returns its upload id.
     pub async fn begin_multipart(

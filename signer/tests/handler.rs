@@ -1,5 +1,6 @@
 //! The signer's handler as the Lambda runs it: API Gateway HTTP API (v2) events parsed by
-//! lambda_http. Nothing here reaches S3: presigning a PUT is local.
+//! lambda_http, and the upload names each delivery mode accepts. Nothing here reaches S3:
+//! presigning a PUT is local, and the refusals come before any S3 call.
 
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -135,4 +136,181 @@ async fn uploads_are_signed_with_the_stored_object_headers() {
     let policy = base64_decode(field("policy").unwrap());
     assert!(policy.contains(r#"{"Cache-Control":"private, max-age=600"}"#), "{policy}");
     assert!(policy.contains(r#"{"Content-Disposition":"inline"}"#), "{policy}");
+}
+
+/// Where an upload named `name` would go, or the refusal's status and code, from each of the
+/// upload routes (they share one rule).
+async fn upload_named(app: &App, route: &str, name: &str) -> Result<String, (u16, String)> {
+    let body = match route {
+        "/api/upload-form" => json!({ "content_type": "image/jpeg", "name": name }),
+        _ => json!({ "content_type": "image/jpeg", "size": 1000, "name": name }),
+    };
+    let (status, body, _) = call(app, &post(route, body)).await;
+    match status {
+        200 => Ok(body["key"].as_str().unwrap().to_owned()),
+        _ => Err((status, body["code"].as_str().unwrap().to_owned())),
+    }
+}
+
+const USER_PREFIX: &str = "uploads/8f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f/";
+
+#[track_caller]
+fn expect_key(got: Result<String, (u16, String)>, name: &str) {
+    assert_eq!(got, Ok(format!("{USER_PREFIX}{name}")), "{name:?}");
+}
+
+#[track_caller]
+fn expect_refusal(got: Result<String, (u16, String)>, code: &str, name: &str) {
+    assert_eq!(got, Err((400, code.to_owned())), "{name:?}");
+}
+
+/// Names a person gives photos: non-ASCII, spaces, `+`, folders.
+const FINE: [&str; 5] = [
+    "ảnh đẹp ở Hà Nội.jpg",
+    "고양이 사진 1.jpg",
+    "cat+dog & friends (2).jpg",
+    "trips/2024/Đà Lạt + Seoul/서울 야경.jpg",
+    "100% real.jpg",
+];
+/// Names that a raw Location (possible when REDIRECT_KEY_ENCODING is auto or raw) would
+/// not carry to the resizer.
+const NOT_CARRIED: [&str; 5] =
+    ["a#b.jpg", "a%20b.jpg", "what?.jpg", "caf%C3%A9.jpg", "trailing.jpg "];
+/// Names that are not valid original keys (or could never be served), in any mode.
+fn invalid() -> Vec<String> {
+    let mut names: Vec<String> = [
+        "",
+        "/a.jpg",
+        "a.jpg/",
+        "a//b.jpg",
+        ".",
+        "..",
+        "./a.jpg",
+        "a/../b.jpg",
+        "a/./b.jpg",
+        "a\\b.jpg",
+        "a\u{0}b.jpg",
+        "a\nb.jpg",
+        "a\u{7f}.jpg",
+        "a\u{85}.jpg",
+        "300x300/a.jpg",
+        "640x/a.jpg",
+        "x200/a.jpg",
+        "x/uploads/bob/a.jpg",
+        "my-uploads/a.jpg",
+        "albums/private/galleries/demo/a.jpg",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    names.push(format!("{}.jpg", "a".repeat(1024 - USER_PREFIX.len() - 3)));
+    names
+}
+
+#[tokio::test]
+async fn upload_names_follow_the_key_grammar_and_the_delivery_mode() {
+    let routes = ["/api/upload-url", "/api/upload-form", "/api/multipart/begin"];
+    let redirect = build_app(&[]).await;
+    for name in FINE {
+        // Only the PUT is signed offline; the form and multipart routes would ask S3.
+        expect_key(upload_named(&redirect, "/api/upload-url", name).await, name);
+    }
+    // The longest name that fits S3's 1024 bytes.
+    let longest = format!("{}.jpg", "a".repeat(1024 - USER_PREFIX.len() - 4));
+    expect_key(upload_named(&redirect, "/api/upload-url", &longest).await, &longest);
+    // Names that look like a size elsewhere than at the start are fine.
+    expect_key(
+        upload_named(&redirect, "/api/upload-url", "a/300x300/b.jpg").await,
+        "a/300x300/b.jpg",
+    );
+    for route in routes {
+        for name in NOT_CARRIED {
+            expect_refusal(upload_named(&redirect, route, name).await, "key-not-deliverable", name);
+        }
+        for name in invalid() {
+            expect_refusal(upload_named(&redirect, route, &name).await, "invalid-field", &name);
+        }
+    }
+    let (_, body, _) = call(
+        &redirect,
+        &post(
+            "/api/upload-url",
+            json!({ "content_type": "image/jpeg", "size": 1, "name": "a#b.jpg" }),
+        ),
+    )
+    .await;
+    let message = body["message"].as_str().unwrap();
+    assert!(message.starts_with("'#' cannot reach the resizer in redirect mode"), "{message}");
+    assert!(
+        message.ends_with(
+            "rename the file, or deploy with DeliveryMode=failover, which carries every key"
+        ),
+        "{message}"
+    );
+
+    // Failover carries every key, and so does a redirect whose encoding is known not to be raw.
+    for settings in [
+        &[("DELIVERY_MODE", "failover")][..],
+        &[("DELIVERY_MODE", "failover"), ("REDIRECT_KEY_ENCODING", "raw")],
+        &[("REDIRECT_KEY_ENCODING", "once")],
+        &[("REDIRECT_KEY_ENCODING", "twice")],
+    ] {
+        let app = build_app(settings).await;
+        for name in FINE.into_iter().chain(NOT_CARRIED) {
+            expect_key(upload_named(&app, "/api/upload-url", name).await, name);
+        }
+        for name in invalid() {
+            expect_refusal(
+                upload_named(&app, "/api/upload-url", &name).await,
+                "invalid-field",
+                &name,
+            );
+        }
+    }
+    let raw = build_app(&[("REDIRECT_KEY_ENCODING", "raw")]).await;
+    for name in NOT_CARRIED {
+        expect_refusal(
+            upload_named(&raw, "/api/upload-url", name).await,
+            "key-not-deliverable",
+            name,
+        );
+    }
+
+    // Without a name the key is fresh and typed, as before.
+    let (status, body, _) = call(
+        &redirect,
+        &post("/api/upload-url", json!({ "content_type": "image/webp", "size": 9 })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let key = body["key"].as_str().unwrap();
+    assert!(key.starts_with(USER_PREFIX) && key.ends_with(".webp"), "{key}");
+}
+
+#[tokio::test]
+async fn multipart_complete_and_abort_take_only_the_callers_upload_keys() {
+    let app = build_app(&[]).await;
+    for key in [
+        "uploads/someone-else/a.jpg",
+        "uploads/8f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f/../bob/a.jpg",
+        "uploads/8f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f/",
+        "uploads/8f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f//a.jpg",
+        "private/galleries/demo/a.jpg",
+    ] {
+        for (route, body) in [
+            ("/api/multipart/abort", json!({ "key": key, "upload_id": "u1" })),
+            (
+                "/api/multipart/complete",
+                json!({ "key": key, "upload_id": "u1", "parts": [{ "part_number": 1, "etag": "e" }] }),
+            ),
+        ] {
+            let (status, body, _) = call(&app, &post(route, body)).await;
+            assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{route} {key}");
+        }
+    }
+    // A named key in a folder is the caller's: the request goes on to S3 (unreachable here).
+    let key = format!("{USER_PREFIX}trips/2024/서울.jpg");
+    let (status, body, _) =
+        call(&app, &post("/api/multipart/abort", json!({ "key": key, "upload_id": "u1" }))).await;
+    assert_ne!(status, 403, "{body}");
+    assert!(status >= 500, "{body}");
 }

@@ -494,6 +494,117 @@ async fn multipart_upload_with_presigned_parts_completes_and_abort_leaves_nothin
     assert_eq!(resp.status(), 403);
 }
 
+/// Sends a whole file as a one-part multipart upload; returns complete's status and answer.
+async fn multipart_in_one_part(
+    stack: &Stack,
+    token: &str,
+    name: &str,
+    file: &[u8],
+) -> (u16, Value) {
+    let (status, _, begun) = stack
+        .api(
+            "/api/multipart/begin",
+            Some(token),
+            json!({ "content_type": "image/jpeg", "size": file.len(), "name": name }),
+        )
+        .await;
+    assert_eq!(status, 200, "{begun}");
+    let part = &begun["parts"][0];
+    let resp =
+        stack.http.put(part["url"].as_str().unwrap()).body(file.to_vec()).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    let body = json!({
+        "key": begun["key"],
+        "upload_id": begun["upload_id"],
+        "parts": [{ "part_number": 1, "etag": etag }],
+    });
+    let (status, _, done) = stack.api("/api/multipart/complete", Some(token), body).await;
+    (status, done)
+}
+
+#[tokio::test]
+async fn uploads_under_a_chosen_name_land_there_resize_and_never_replace() {
+    let stack = Stack::start(&[]).await;
+    let token = stack.sign_in("alice", &[]).await;
+    let name = "trips/Hà Nội + 서울/cat+dog 1.jpg";
+    let key = format!("uploads/alice/{name}");
+    let (status, _, form) = stack
+        .api(
+            "/api/upload-url",
+            Some(&token),
+            json!({ "content_type": "image/jpeg", "size": SAMPLE_PHOTO.len(), "name": name }),
+        )
+        .await;
+    assert_eq!((status, form["key"].as_str()), (200, Some(key.as_str())), "{form}");
+    let headers = headers_of(&form["headers"]);
+    let (status, text) =
+        put(&stack, form["url"].as_str().unwrap(), &headers, SAMPLE_PHOTO.to_vec()).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(&stack.get(&key).await.unwrap().0[..], SAMPLE_PHOTO);
+    assert_resizes(&stack, &token, &key).await;
+
+    // The name is taken: a new PUT URL is signed, and S3 refuses it (If-None-Match).
+    let other = crate::png_with_alpha(64, 64);
+    let (status, _, again) = stack
+        .api(
+            "/api/upload-url",
+            Some(&token),
+            json!({ "content_type": "image/png", "size": other.len(), "name": name }),
+        )
+        .await;
+    assert_eq!(status, 200, "{again}");
+    let (status, _) =
+        put(&stack, again["url"].as_str().unwrap(), &headers_of(&again["headers"]), other).await;
+    assert_eq!(status, 412);
+    // A POST could not be refused by S3, so the signer refuses the form.
+    let (status, _, refused) = stack
+        .api(
+            "/api/upload-form",
+            Some(&token),
+            json!({ "content_type": "image/jpeg", "name": name }),
+        )
+        .await;
+    assert_eq!((status, refused["code"].as_str()), (409, Some("already-exists")), "{refused}");
+    // Multipart completion is create-only.
+    let (status, done) = multipart_in_one_part(&stack, &token, name, SAMPLE_PHOTO).await;
+    assert_eq!((status, done["code"].as_str()), (409, Some("already-exists")), "{done}");
+    assert_eq!(&stack.get(&key).await.unwrap().0[..], SAMPLE_PHOTO, "never replaced");
+
+    // Fresh names by POST and by multipart land where they say.
+    let (status, _, form) = stack
+        .api(
+            "/api/upload-form",
+            Some(&token),
+            json!({ "content_type": "image/jpeg", "name": "form/ảnh 1.jpg" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{form}");
+    let (status, text) =
+        post_form(&stack, &form, SAMPLE_PHOTO.to_vec(), "image/jpeg", |_, v| v.to_owned()).await;
+    assert!((200..300).contains(&status), "{status} {text}");
+    assert!(stack.get("uploads/alice/form/ảnh 1.jpg").await.is_some());
+    let (status, done) =
+        multipart_in_one_part(&stack, &token, "parts/고양이.jpg", SAMPLE_PHOTO).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(
+        stored_headers(&stack, "uploads/alice/parts/고양이.jpg")
+            .await
+            .and_then(|h| h.cache_control),
+        Some("max-age=86400".into())
+    );
+
+    // A name the redirect cannot carry is refused before anything is signed.
+    let (status, _, refused) = stack
+        .api(
+            "/api/upload-url",
+            Some(&token),
+            json!({ "content_type": "image/jpeg", "size": 10, "name": "a#b.jpg" }),
+        )
+        .await;
+    assert_eq!((status, refused["code"].as_str()), (400, Some("key-not-deliverable")));
+}
+
 #[tokio::test]
 async fn download_url_opens_the_users_own_upload_only() {
     let stack = Stack::start(&[]).await;
