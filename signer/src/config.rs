@@ -21,6 +21,26 @@ pub const DEFAULT_PART_BYTES: u64 = 8 * 1024 * 1024;
 pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
 /// Default Cache-Control stored with uploaded originals (a day).
 pub const DEFAULT_UPLOAD_CACHE_CONTROL: &str = "max-age=86400";
+/// The shortest ORIGIN_VERIFY_SECRET accepted: long enough that guessing is hopeless.
+pub const MIN_ORIGIN_SECRET_CHARS: usize = 32;
+
+/// ORIGIN_VERIFY_SECRET: the value CloudFront adds as the `x-origin-verify` origin header.
+/// Its `Debug` never prints it, so neither does the configuration's.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OriginSecret(String);
+
+impl OriginSecret {
+    /// The secret's bytes, for the comparison with the request's header.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for OriginSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OriginSecret(<redacted>)")
+    }
+}
 
 /// Where the CloudFront private key comes from.
 #[derive(Clone, PartialEq, Eq)]
@@ -72,6 +92,9 @@ pub struct Config {
     pub gallery_claim: String,
     /// S3_FORCE_PATH_STYLE: path-style S3 URLs (local S3-compatible servers).
     pub force_path_style: bool,
+    /// ORIGIN_VERIFY_SECRET: when set, every request must carry it in `x-origin-verify`
+    /// (CloudFront adds it; a request straight to the execute-api URL does not have it).
+    pub origin_secret: Option<OriginSecret>,
     /// UPLOAD_CACHE_CONTROL: the Cache-Control every uploaded original is stored with.
     pub upload_cache_control: String,
     /// DELIVERY_MODE: how the distribution reaches the resizer on a miss, which decides the
@@ -203,6 +226,24 @@ impl Config {
             }
         }
         let gallery_claim = text("GALLERY_CLAIM").unwrap_or_else(|| "galleries".into());
+        let origin_secret = match text("ORIGIN_VERIFY_SECRET") {
+            None => None,
+            Some(secret) if secret.chars().count() < MIN_ORIGIN_SECRET_CHARS => {
+                return Err(err(
+                    "ORIGIN_VERIFY_SECRET",
+                    format!("must be at least {MIN_ORIGIN_SECRET_CHARS} characters"),
+                ))
+            }
+            // It travels as a header value, so it must be one (and the message must not
+            // echo it).
+            Some(secret) if !secret.bytes().all(|b| b.is_ascii_graphic()) => {
+                return Err(err(
+                    "ORIGIN_VERIFY_SECRET",
+                    "must be printable ASCII without spaces (it is sent as a header value)",
+                ))
+            }
+            Some(secret) => Some(OriginSecret(secret)),
+        };
         let upload_cache_control =
             text("UPLOAD_CACHE_CONTROL").unwrap_or_else(|| DEFAULT_UPLOAD_CACHE_CONTROL.to_owned());
         // Signed into a PUT's headers and matched exactly by a POST policy: a header value.
@@ -235,6 +276,7 @@ impl Config {
             cookie_secure: flag("COOKIE_SECURE", true)?,
             gallery_claim,
             force_path_style: flag("S3_FORCE_PATH_STYLE", false)?,
+            origin_secret,
             upload_cache_control,
             delivery_mode,
             redirect_key_encoding,
@@ -270,6 +312,7 @@ mod tests {
         assert_eq!(c.hash, HashAlgorithm::Sha1);
         assert_eq!(c.upload_ttl, Duration::from_secs(900));
         assert!(c.cookie_secure);
+        assert_eq!(c.origin_secret, None);
         assert_eq!(c.upload_cache_control, "max-age=86400");
         assert_eq!(c.delivery_mode, DeliveryMode::Redirect);
         assert_eq!(c.redirect_key_encoding, KeyDecoding::Auto);
@@ -291,6 +334,8 @@ mod tests {
             ("COOKIE_DOMAIN", "a b"),
             ("COOKIE_SECURE", "maybe"),
             ("CLOUDFRONT_PRIVATE_KEY_SECRET_ARN", "arn:aws:secretsmanager:x"),
+            ("ORIGIN_VERIFY_SECRET", "0123456789abcdef0123456789abcde"),
+            ("ORIGIN_VERIFY_SECRET", "0123456789abcdef 0123456789abcdef"),
             ("UPLOAD_CACHE_CONTROL", "max-age=1\u{7f}"),
             ("DELIVERY_MODE", "Redirect"),
             ("REDIRECT_KEY_ENCODING", "thrice"),
@@ -307,15 +352,23 @@ mod tests {
     }
 
     #[test]
-    fn upload_settings_parse() {
+    fn edge_and_upload_settings_parse() {
+        let secret = "0123456789abcdef0123456789abcdef";
         let c = parse(&[
+            ("ORIGIN_VERIFY_SECRET", secret),
             ("UPLOAD_CACHE_CONTROL", "private, max-age=600"),
             ("DELIVERY_MODE", "failover"),
             ("REDIRECT_KEY_ENCODING", "twice"),
         ])
         .unwrap();
+        assert_eq!(c.origin_secret.as_ref().map(OriginSecret::as_bytes), Some(secret.as_bytes()));
         assert_eq!(c.upload_cache_control, "private, max-age=600");
         assert_eq!(c.delivery_mode, DeliveryMode::Failover);
         assert_eq!(c.redirect_key_encoding, "twice".parse().unwrap());
+        // Neither the configuration's Debug nor a refusal shows the secret.
+        assert!(!format!("{c:?}").contains(secret));
+        let short = "s3cr3t-but-only-31-characters-x";
+        let e = parse(&[("ORIGIN_VERIFY_SECRET", short)]).unwrap_err();
+        assert!(!e.to_string().contains(short), "{e}");
     }
 }

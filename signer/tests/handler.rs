@@ -1,14 +1,18 @@
 //! The signer's handler as the Lambda runs it: API Gateway HTTP API (v2) events parsed by
-//! lambda_http, and the upload names each delivery mode accepts. Nothing here reaches S3:
-//! presigning a PUT is local, and the refusals come before any S3 call.
+//! lambda_http, what the edge adds (the origin secret, the viewer's address), and the
+//! upload names each delivery mode accepts. Nothing here reaches S3: presigning a PUT is
+//! local, and the refusals come before any S3 call.
 
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
+use signer::cloudfront::{Refusal, SignedRequest, TrustedKeys};
 use signer::config::Config;
 use signer::handler::{handle_at, App};
+use signer::keys::VerifyingKey;
+use signer::policy::cf_base64_decode;
 
 const KEY_ID: &str = "K2JCJMDEHXQW5F";
 const BASE: &str = "https://cdn.example.com";
@@ -313,4 +317,154 @@ async fn multipart_complete_and_abort_take_only_the_callers_upload_keys() {
         call(&app, &post("/api/multipart/abort", json!({ "key": key, "upload_id": "u1" }))).await;
     assert_ne!(status, 403, "{body}");
     assert!(status >= 500, "{body}");
+}
+
+// What the edge adds: the origin secret and the viewer's address.
+
+/// The secret the fixtures' `x-origin-verify` carries.
+const FIXTURE_SECRET: &str = "fixture-origin-secret-0123456789abcdef";
+/// The viewer in the fixtures' `x-viewer-address`, and the CloudFront edge in their
+/// `requestContext.http.sourceIp`.
+const VIEWER: [u8; 4] = [203, 0, 113, 7];
+const EDGE: [u8; 4] = [130, 176, 0, 1];
+
+/// `event` with header `name` set to `value`, or removed when `value` is None.
+fn with_header(mut event: Value, name: &str, value: Option<&str>) -> Value {
+    let headers = event["headers"].as_object_mut().unwrap();
+    match value {
+        Some(v) => headers.insert(name.to_owned(), v.into()),
+        None => headers.remove(name),
+    };
+    event
+}
+
+fn trusted() -> TrustedKeys {
+    let mut keys = TrustedKeys::new();
+    let public = data("tests/data/rsa2048-public.pem");
+    keys.insert(KEY_ID, VerifyingKey::from_pem(public.as_bytes()).unwrap());
+    keys
+}
+
+#[tokio::test]
+async fn bind_to_ip_binds_the_viewer_address_header_not_the_source_ip() {
+    let app = build_app(&[]).await;
+    let event = fixture("signer_sign_url_bound.json");
+    assert_eq!(event["requestContext"]["http"]["sourceIp"], "130.176.0.1");
+    let (status, body, _) = call(&app, &event).await;
+    assert_eq!(status, 200, "{body}");
+    let url = body["url"].as_str().unwrap();
+    let policy = cf_base64_decode(query_param(url, "Policy")).unwrap();
+    let policy = String::from_utf8(policy).unwrap();
+    assert!(policy.contains(r#""AWS:SourceIp":"203.0.113.7/32""#), "{policy}");
+    assert!(!policy.contains("130.176"), "{policy}");
+    // As CloudFront would check it: the viewer gets in, the edge's address does not.
+    let check = |ip: [u8; 4]| {
+        trusted().verify(&SignedRequest {
+            url,
+            cookie_header: None,
+            client_ip: ip.into(),
+            now: NOW,
+        })
+    };
+    assert!(check(VIEWER).is_ok());
+    assert_eq!(check(EDGE), Err(Refusal::WrongIp));
+
+    // Cookies bind the same address.
+    let event = with_body(
+        fixture("signer_sign_url_bound.json"),
+        json!({ "gallery": "demo", "bind_to_ip": true }),
+    );
+    let (status, body, _) = call(&app, &at(event, "/api/sign-cookies")).await;
+    assert_eq!(status, 200, "{body}");
+    let policy = cf_base64_decode(body["cookies"]["CloudFront-Policy"].as_str().unwrap()).unwrap();
+    assert!(String::from_utf8(policy).unwrap().contains("203.0.113.7/32"));
+}
+
+#[tokio::test]
+async fn bind_to_ip_without_one_viewer_address_is_refused_whatever_the_source_ip() {
+    let app = build_app(&[]).await;
+    for value in [
+        None,
+        Some(""),
+        Some("203.0.113.7, 198.51.100.1"),
+        Some("203.0.113.7:443"),
+        Some("[2001:db8::1]"),
+        Some("unknown"),
+    ] {
+        let event = with_header(fixture("signer_sign_url_bound.json"), "x-viewer-address", value);
+        let (status, body, _) = call(&app, &event).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("viewer-address-unavailable")),
+            "{value:?}: {body}"
+        );
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("did not come through the distribution's viewer-address function"),
+            "{message}"
+        );
+    }
+    // Without bind_to_ip the address is not needed.
+    let event = with_header(fixture("signer_sign_url_bound.json"), "x-viewer-address", None);
+    let event = with_body(event, json!({ "path": "/300x300/private/galleries/demo/cat.jpg" }));
+    let (status, body, _) = call(&app, &event).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["url"].as_str().unwrap().contains("Expires="), "canned: {body}");
+}
+
+#[tokio::test]
+async fn an_ipv6_viewer_cannot_be_bound() {
+    let app = build_app(&[]).await;
+    // CloudFront's policy IpAddress is IPv4 only: a bound policy could never match.
+    for v6 in ["2001:db8::7", "::ffff:203.0.113.7"] {
+        let event =
+            with_header(fixture("signer_sign_url_bound.json"), "x-viewer-address", Some(v6));
+        let (status, body, _) = call(&app, &event).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("invalid-field")), "{v6}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("IPv4"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn with_an_origin_secret_only_requests_carrying_it_are_answered() {
+    let app = build_app(&[("ORIGIN_VERIFY_SECRET", FIXTURE_SECRET)]).await;
+    let (status, body, _) = call(&app, &fixture("signer_sign_cookies.json")).await;
+    assert_eq!(status, 200, "{body}");
+
+    let prefix = &FIXTURE_SECRET[..FIXTURE_SECRET.len() - 1];
+    let longer = format!("{FIXTURE_SECRET}x");
+    for value in [
+        None,
+        Some(""),
+        Some(prefix),
+        Some(longer.as_str()),
+        Some("FIXTURE-ORIGIN-SECRET-0123456789ABCDEF"),
+    ] {
+        for name in [
+            "signer_sign_cookies.json",
+            "signer_no_authorizer.json",
+            "signer_upload_form_base64.json",
+        ] {
+            let event = with_header(fixture(name), "x-origin-verify", value);
+            let (status, body, resp) = call(&app, &event).await;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (403, Some("origin-not-verified")),
+                "{name} {value:?}"
+            );
+            assert_eq!(
+                body["message"],
+                "requests are accepted only through the CloudFront distribution"
+            );
+            // Nothing else happened: no cookies, no route lookup (an unknown route is 403 too).
+            assert!(resp.headers().get("set-cookie").is_none());
+            assert_eq!(resp.headers()["cache-control"], "no-store");
+        }
+    }
+    let event = with_header(post("/api/nothing", json!({})), "x-origin-verify", None);
+    assert_eq!(call(&app, &event).await.1["code"], "origin-not-verified");
+    // Without the variable the header is not looked at.
+    let open = build_app(&[]).await;
+    let event = with_header(fixture("signer_sign_cookies.json"), "x-origin-verify", None);
+    assert_eq!(call(&open, &event).await.0, 200);
 }
