@@ -32,11 +32,18 @@ function setProgress(sent, total) {
   progressText.textContent = `${sent.toLocaleString()} of ${total.toLocaleString()} bytes sent`;
 }
 
-/** Sends a request with XMLHttpRequest (fetch reports no upload progress). */
-function send(method, url, body, onProgress) {
+/**
+ * Sends a request with XMLHttpRequest (fetch reports no upload progress), with every header
+ * the signer returned: they are signed, so each must arrive exactly as given. Content-Length
+ * is the one a page may not set (the browser does, from the body).
+ */
+function send(method, url, body, onProgress, headers = {}) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open(method, url);
+    for (const [name, value] of Object.entries(headers)) {
+      if (name.toLowerCase() !== 'content-length') xhr.setRequestHeader(name, value);
+    }
     xhr.upload.addEventListener('progress', (e) => onProgress(e.loaded, e.total));
     xhr.addEventListener('load', () => {
       if (xhr.status >= 200 && xhr.status < 300) resolve(xhr);
@@ -68,7 +75,7 @@ async function uploadParts(file) {
   try {
     for (const part of begun.parts) {
       const start = offset;
-      const xhr = await send('PUT', part.url, file.slice(start, start + part.size), (sent) => setProgress(start + sent, file.size));
+      const xhr = await send('PUT', part.url, file.slice(start, start + part.size), (sent) => setProgress(start + sent, file.size), part.headers);
       offset += part.size;
       // ETag is readable only because the bucket's CORS rule exposes it.
       const etag = xhr.getResponseHeader('ETag');

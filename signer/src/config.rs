@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use keyspace::{DeliveryMode, KeyDecoding};
+
 use crate::keys::HashAlgorithm;
 
 /// Default lifetime of a signed URL or cookie set when the caller does not ask (1 hour).
@@ -17,6 +19,28 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 50_000_000;
 pub const DEFAULT_PART_BYTES: u64 = 8 * 1024 * 1024;
 /// S3's smallest part (all but the last).
 pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+/// Default Cache-Control stored with uploaded originals (a day).
+pub const DEFAULT_UPLOAD_CACHE_CONTROL: &str = "max-age=86400";
+/// The shortest ORIGIN_VERIFY_SECRET accepted: long enough that guessing is hopeless.
+pub const MIN_ORIGIN_SECRET_CHARS: usize = 32;
+
+/// ORIGIN_VERIFY_SECRET: the value CloudFront adds as the `x-origin-verify` origin header.
+/// Its `Debug` never prints it, so neither does the configuration's.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OriginSecret(String);
+
+impl OriginSecret {
+    /// The secret's bytes, for the comparison with the request's header.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for OriginSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OriginSecret(<redacted>)")
+    }
+}
 
 /// Where the CloudFront private key comes from.
 #[derive(Clone, PartialEq, Eq)]
@@ -68,6 +92,17 @@ pub struct Config {
     pub gallery_claim: String,
     /// S3_FORCE_PATH_STYLE: path-style S3 URLs (local S3-compatible servers).
     pub force_path_style: bool,
+    /// ORIGIN_VERIFY_SECRET: when set, every request must carry it in `x-origin-verify`
+    /// (CloudFront adds it; a request straight to the execute-api URL does not have it).
+    pub origin_secret: Option<OriginSecret>,
+    /// UPLOAD_CACHE_CONTROL: the Cache-Control every uploaded original is stored with.
+    pub upload_cache_control: String,
+    /// DELIVERY_MODE: how the distribution reaches the resizer on a miss, which decides the
+    /// upload names it can carry.
+    pub delivery_mode: DeliveryMode,
+    /// REDIRECT_KEY_ENCODING: how the resizer reads a key from the S3 redirect (redirect
+    /// mode only).
+    pub redirect_key_encoding: KeyDecoding,
 }
 
 /// A configuration variable that is missing or invalid. The message names it.
@@ -191,6 +226,41 @@ impl Config {
             }
         }
         let gallery_claim = text("GALLERY_CLAIM").unwrap_or_else(|| "galleries".into());
+        let origin_secret = match text("ORIGIN_VERIFY_SECRET") {
+            None => None,
+            Some(secret) if secret.chars().count() < MIN_ORIGIN_SECRET_CHARS => {
+                return Err(err(
+                    "ORIGIN_VERIFY_SECRET",
+                    format!("must be at least {MIN_ORIGIN_SECRET_CHARS} characters"),
+                ))
+            }
+            // It travels as a header value, so it must be one (and the message must not
+            // echo it).
+            Some(secret) if !secret.bytes().all(|b| b.is_ascii_graphic()) => {
+                return Err(err(
+                    "ORIGIN_VERIFY_SECRET",
+                    "must be printable ASCII without spaces (it is sent as a header value)",
+                ))
+            }
+            Some(secret) => Some(OriginSecret(secret)),
+        };
+        let upload_cache_control =
+            text("UPLOAD_CACHE_CONTROL").unwrap_or_else(|| DEFAULT_UPLOAD_CACHE_CONTROL.to_owned());
+        // Signed into a PUT's headers and matched exactly by a POST policy: a header value.
+        if !upload_cache_control.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+            return Err(err(
+                "UPLOAD_CACHE_CONTROL",
+                format!("{upload_cache_control:?} is not a header value (printable ASCII)"),
+            ));
+        }
+        let delivery_mode = match text("DELIVERY_MODE") {
+            None => DeliveryMode::default(),
+            Some(v) => v.parse().map_err(|e: String| err("DELIVERY_MODE", e))?,
+        };
+        let redirect_key_encoding = match text("REDIRECT_KEY_ENCODING") {
+            None => KeyDecoding::default(),
+            Some(v) => v.parse().map_err(|e: String| err("REDIRECT_KEY_ENCODING", e))?,
+        };
         Ok(Self {
             key_pair_id,
             key_source,
@@ -206,6 +276,10 @@ impl Config {
             cookie_secure: flag("COOKIE_SECURE", true)?,
             gallery_claim,
             force_path_style: flag("S3_FORCE_PATH_STYLE", false)?,
+            origin_secret,
+            upload_cache_control,
+            delivery_mode,
+            redirect_key_encoding,
         })
     }
 }
@@ -238,6 +312,10 @@ mod tests {
         assert_eq!(c.hash, HashAlgorithm::Sha1);
         assert_eq!(c.upload_ttl, Duration::from_secs(900));
         assert!(c.cookie_secure);
+        assert_eq!(c.origin_secret, None);
+        assert_eq!(c.upload_cache_control, "max-age=86400");
+        assert_eq!(c.delivery_mode, DeliveryMode::Redirect);
+        assert_eq!(c.redirect_key_encoding, KeyDecoding::Auto);
         let KeySource::Pem(pem) = c.key_source else { panic!("expected a PEM") };
         assert!(pem.contains("KEY-----\nAAAA\n"));
     }
@@ -256,6 +334,11 @@ mod tests {
             ("COOKIE_DOMAIN", "a b"),
             ("COOKIE_SECURE", "maybe"),
             ("CLOUDFRONT_PRIVATE_KEY_SECRET_ARN", "arn:aws:secretsmanager:x"),
+            ("ORIGIN_VERIFY_SECRET", "0123456789abcdef0123456789abcde"),
+            ("ORIGIN_VERIFY_SECRET", "0123456789abcdef 0123456789abcdef"),
+            ("UPLOAD_CACHE_CONTROL", "max-age=1\u{7f}"),
+            ("DELIVERY_MODE", "Redirect"),
+            ("REDIRECT_KEY_ENCODING", "thrice"),
         ] {
             let e = parse(&[(name, value)]).unwrap_err();
             let expected = if name == "CLOUDFRONT_PRIVATE_KEY_SECRET_ARN" {
@@ -266,5 +349,26 @@ mod tests {
             assert_eq!(e.name, expected, "{name}={value}: {e}");
         }
         assert_eq!(parse(&[("BUCKET", " ")]).unwrap_err().name, "BUCKET");
+    }
+
+    #[test]
+    fn edge_and_upload_settings_parse() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let c = parse(&[
+            ("ORIGIN_VERIFY_SECRET", secret),
+            ("UPLOAD_CACHE_CONTROL", "private, max-age=600"),
+            ("DELIVERY_MODE", "failover"),
+            ("REDIRECT_KEY_ENCODING", "twice"),
+        ])
+        .unwrap();
+        assert_eq!(c.origin_secret.as_ref().map(OriginSecret::as_bytes), Some(secret.as_bytes()));
+        assert_eq!(c.upload_cache_control, "private, max-age=600");
+        assert_eq!(c.delivery_mode, DeliveryMode::Failover);
+        assert_eq!(c.redirect_key_encoding, "twice".parse().unwrap());
+        // Neither the configuration's Debug nor a refusal shows the secret.
+        assert!(!format!("{c:?}").contains(secret));
+        let short = "s3cr3t-but-only-31-characters-x";
+        let e = parse(&[("ORIGIN_VERIFY_SECRET", short)]).unwrap_err();
+        assert!(!e.to_string().contains(short), "{e}");
     }
 }

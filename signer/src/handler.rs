@@ -4,13 +4,23 @@
 //! The same `handle` runs under lambda_http in AWS and mounted in-process by the
 //! devserver. It never fails: every error becomes a JSON response through
 //! [`ApiError::status`], one exhaustive match.
+//!
+//! What it takes from the edge (CloudFront, in front of API Gateway), and nothing else:
+//! - [`ORIGIN_VERIFY_HEADER`], the origin custom header CloudFront adds, which proves the
+//!   request came through the distribution when ORIGIN_VERIFY_SECRET is set;
+//! - [`VIEWER_ADDRESS_HEADER`], the viewer's address as the distribution's viewer-address
+//!   function wrote it. `requestContext.http.sourceIp` is CloudFront's edge, never the
+//!   viewer, so it is not read.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{header, HeaderValue, Method, StatusCode};
+use keyspace::is_size_segment;
+use keyspace::routing::{carried, NotCarried};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
+use openssl::sha::sha256;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -26,6 +36,15 @@ use keyspace::is_size_segment;
 pub const UPLOAD_TYPES: [(&str, &str); 4] =
     [("image/jpeg", "jpg"), ("image/png", "png"), ("image/webp", "webp"), ("image/gif", "gif")];
 
+/// The header CloudFront adds to every request it sends to the API (an origin custom
+/// header, overwriting any the viewer sent), holding ORIGIN_VERIFY_SECRET.
+pub const ORIGIN_VERIFY_HEADER: &str = "x-origin-verify";
+/// The header the distribution's viewer-address function (a CloudFront Function on
+/// `/api/*`) sets from `event.viewer.ip`, overwriting any the viewer sent: the bare IPv4 or
+/// IPv6 address, no port.
+pub const VIEWER_ADDRESS_HEADER: &str = "x-viewer-address";
+/// S3's longest key, in bytes of UTF-8.
+const MAX_KEY_BYTES: usize = 1024;
 /// S3's largest part count.
 const MAX_PARTS: u64 = 10_000;
 /// S3's largest single PUT or POST upload (5 GiB); larger needs multipart.
@@ -42,6 +61,10 @@ const COOKIE_NAMES: [&str; 5] = [
 /// Everything the handler can answer other than success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// ORIGIN_VERIFY_SECRET is set and the request lacks it: it did not come through the
+    /// distribution (for example, straight to the execute-api URL).
+    #[error("requests are accepted only through the CloudFront distribution")]
+    OriginNotVerified,
     /// No such route.
     #[error("no route for {0}")]
     NoRoute(String),
@@ -60,6 +83,15 @@ pub enum ApiError {
     /// A field has a value we cannot use.
     #[error("{0}")]
     InvalidField(String),
+    /// `bind_to_ip` was asked, and the request carries no usable viewer address.
+    #[error(
+        "bind_to_ip needs the viewer's address, and {0}: the request did not come through the \
+         distribution's viewer-address function"
+    )]
+    ViewerAddressUnavailable(&'static str),
+    /// An upload name whose key the delivery mode cannot carry to the resizer on a miss.
+    #[error("{0}; rename the file, or deploy with DeliveryMode=failover, which carries every key")]
+    KeyNotDeliverable(NotCarried),
     /// The upload's Content-Type is not an image type we resize.
     #[error(
         "content type {0:?} is not allowed; use image/jpeg, image/png, image/webp or image/gif"
@@ -108,12 +140,15 @@ impl ApiError {
     /// The HTTP status. Exhaustive on purpose: a new variant must choose its status here.
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::OriginNotVerified => StatusCode::FORBIDDEN,
             Self::NoRoute(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BadBody(_) => StatusCode::BAD_REQUEST,
             Self::InvalidField(_) => StatusCode::BAD_REQUEST,
+            Self::ViewerAddressUnavailable(_) => StatusCode::BAD_REQUEST,
+            Self::KeyNotDeliverable(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedContentType(_) => StatusCode::BAD_REQUEST,
             Self::UploadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::LifetimeTooLong { .. } => StatusCode::BAD_REQUEST,
@@ -130,12 +165,15 @@ impl ApiError {
     /// The stable code in the JSON body. Exhaustive like [`ApiError::status`].
     pub fn code(&self) -> &'static str {
         match self {
+            Self::OriginNotVerified => "origin-not-verified",
             Self::NoRoute(_) => "not-found",
             Self::MethodNotAllowed(_) => "method-not-allowed",
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden(_) => "forbidden",
             Self::BadBody(_) => "invalid-body",
             Self::InvalidField(_) => "invalid-field",
+            Self::ViewerAddressUnavailable(_) => "viewer-address-unavailable",
+            Self::KeyNotDeliverable(_) => "key-not-deliverable",
             Self::UnsupportedContentType(_) => "unsupported-content-type",
             Self::UploadTooLarge { .. } => "upload-too-large",
             Self::LifetimeTooLong { .. } => "lifetime-too-long",
@@ -193,8 +231,38 @@ pub async fn handle_at(app: &App, req: Request, now: SystemTime) -> Response<Bod
     }
 }
 
-/// The caller's identity and address, from the request context API Gateway fills in.
-fn caller(app: &App, req: &Request) -> Result<(Identity, Option<IpAddr>), ApiError> {
+/// Refuses a request without ORIGIN_VERIFY_SECRET in [`ORIGIN_VERIFY_HEADER`], when the
+/// secret is set.
+fn verify_origin(config: &Config, req: &Request) -> Result<(), ApiError> {
+    let Some(secret) = &config.origin_secret else { return Ok(()) };
+    let sent = req.headers().get(ORIGIN_VERIFY_HEADER).map_or(&[][..], HeaderValue::as_bytes);
+    // Compared as digests: constant time needs equal lengths, and the time taken then says
+    // nothing about the secret, not even its length.
+    if openssl::memcmp::eq(&sha256(sent), &sha256(secret.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::OriginNotVerified)
+    }
+}
+
+/// The viewer's address, from [`VIEWER_ADDRESS_HEADER`] only: exactly one header holding
+/// exactly one address. A list (`a, b`) is refused rather than guessed from.
+fn viewer_address(req: &Request) -> Result<IpAddr, ApiError> {
+    let mut values = req.headers().get_all(VIEWER_ADDRESS_HEADER).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Err(ApiError::ViewerAddressUnavailable("it has no x-viewer-address header")),
+        (Some(_), Some(_)) => {
+            Err(ApiError::ViewerAddressUnavailable("it has more than one x-viewer-address header"))
+        }
+        (Some(value), None) => value.to_str().ok().and_then(|v| v.parse().ok()).ok_or(
+            ApiError::ViewerAddressUnavailable("its x-viewer-address is not one IP address"),
+        ),
+    }
+}
+
+/// The caller's identity, from the JWT claims API Gateway's authorizer put in the request
+/// context.
+fn caller(app: &App, req: &Request) -> Result<Identity, ApiError> {
     let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
         return Err(ApiError::Unauthenticated);
     };
@@ -204,10 +272,7 @@ fn caller(app: &App, req: &Request) -> Result<(Identity, Option<IpAddr>), ApiErr
         .and_then(|a| a.jwt.as_ref())
         .map(|jwt| &jwt.claims)
         .ok_or(ApiError::Unauthenticated)?;
-    let identity = Identity::from_claims(claims, &app.config.gallery_claim)
-        .map_err(|_| ApiError::Unauthenticated)?;
-    let ip = ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok());
-    Ok((identity, ip))
+    Identity::from_claims(claims, &app.config.gallery_claim).map_err(|_| ApiError::Unauthenticated)
 }
 
 fn body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
@@ -217,6 +282,7 @@ fn body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
 }
 
 async fn route(app: &App, req: &Request, now: SystemTime) -> Result<Response<Body>, ApiError> {
+    verify_origin(&app.config, req)?;
     // API Gateway may prefix a stage name (`/prod/api/...`); routes start at `/api/`.
     let full = req.uri().path();
     let path = full.find("/api/").map(|i| &full[i..]).unwrap_or(full);
@@ -231,7 +297,7 @@ async fn route(app: &App, req: &Request, now: SystemTime) -> Result<Response<Bod
     match path {
         "/api/whoami" => {
             expect("GET")?;
-            let (id, _) = caller(app, req)?;
+            let id = caller(app, req)?;
             Ok(json_response(json!({
                 "user": id.subject,
                 "upload_prefix": id.upload_prefix(),
@@ -240,13 +306,13 @@ async fn route(app: &App, req: &Request, now: SystemTime) -> Result<Response<Bod
         }
         "/api/sign-url" => {
             expect("POST")?;
-            let (id, ip) = caller(app, req)?;
-            sign_url(app, &id, ip, body(req)?, now)
+            let id = caller(app, req)?;
+            sign_url(app, &id, viewer_address(req), body(req)?, now)
         }
         "/api/sign-cookies" => {
             expect("POST")?;
-            let (id, ip) = caller(app, req)?;
-            sign_cookies(app, &id, ip, body(req)?, now)
+            let id = caller(app, req)?;
+            sign_cookies(app, &id, viewer_address(req), body(req)?, now)
         }
         "/api/clear-cookies" => {
             expect("POST")?;
@@ -259,22 +325,22 @@ async fn route(app: &App, req: &Request, now: SystemTime) -> Result<Response<Bod
         }
         "/api/upload-url" => {
             expect("POST")?;
-            let (id, _) = caller(app, req)?;
+            let id = caller(app, req)?;
             upload_url(app, &id, body(req)?, now).await
         }
         "/api/upload-form" => {
             expect("POST")?;
-            let (id, _) = caller(app, req)?;
+            let id = caller(app, req)?;
             upload_form(app, &id, body(req)?, now).await
         }
         "/api/multipart/begin" => {
             expect("POST")?;
-            let (id, _) = caller(app, req)?;
+            let id = caller(app, req)?;
             multipart_begin(app, &id, body(req)?, now).await
         }
         "/api/multipart/complete" => {
             expect("POST")?;
-            let (id, _) = caller(app, req)?;
+            let id = caller(app, req)?;
             let input: MultipartComplete = body(req)?;
             own_upload_key(&id, &input.key)?;
             let parts: Vec<(i32, String)> =
@@ -288,7 +354,7 @@ async fn route(app: &App, req: &Request, now: SystemTime) -> Result<Response<Bod
         }
         "/api/multipart/abort" => {
             expect("POST")?;
-            let (id, _) = caller(app, req)?;
+            let id = caller(app, req)?;
             let input: MultipartRef = body(req)?;
             own_upload_key(&id, &input.key)?;
             app.presigner.abort_multipart(&input.key, &input.upload_id).await?;
@@ -296,7 +362,7 @@ async fn route(app: &App, req: &Request, now: SystemTime) -> Result<Response<Bod
         }
         "/api/download-url" => {
             expect("POST")?;
-            let (id, _) = caller(app, req)?;
+            let id = caller(app, req)?;
             let input: DownloadUrl = body(req)?;
             if !id.may_read(&input.key) {
                 return Err(ApiError::Forbidden(format!("you may not read {:?}", input.key)));
@@ -338,6 +404,8 @@ struct SignCookies {
 struct UploadUrl {
     content_type: String,
     size: u64,
+    /// The key under the user's prefix; a fresh `{uuid}.{ext}` when absent.
+    name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -345,6 +413,8 @@ struct UploadUrl {
 struct UploadForm {
     content_type: String,
     max_bytes: Option<u64>,
+    /// The key under the user's prefix; a fresh `{uuid}.{ext}` when absent.
+    name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -391,15 +461,20 @@ fn lifetime(app: &App, asked: Option<u64>) -> Result<Duration, ApiError> {
     }
 }
 
-fn ip_condition(bind: bool, ip: Option<IpAddr>) -> Result<Option<Ipv4Cidr>, ApiError> {
+/// The policy's IpAddress condition: none unless `bind` asks, else the viewer's address,
+/// which is needed only then (a request without it may still sign unbound).
+fn ip_condition(
+    bind: bool,
+    viewer: Result<IpAddr, ApiError>,
+) -> Result<Option<Ipv4Cidr>, ApiError> {
     if !bind {
         return Ok(None);
     }
-    match ip {
-        Some(IpAddr::V4(v4)) => Ok(Some(
+    match viewer? {
+        IpAddr::V4(v4) => Ok(Some(
             Ipv4Cidr::parse(&v4.to_string()).map_err(|e| ApiError::Internal(e.to_string()))?,
         )),
-        _ => Err(ApiError::InvalidField(
+        IpAddr::V6(_) => Err(ApiError::InvalidField(
             "bind_to_ip needs an IPv4 caller (CloudFront policies are IPv4 only)".into(),
         )),
     }
@@ -435,7 +510,7 @@ fn original_key(path: &str) -> Result<String, ApiError> {
 fn sign_url(
     app: &App,
     id: &Identity,
-    ip: Option<IpAddr>,
+    viewer: Result<IpAddr, ApiError>,
     input: SignUrl,
     now: SystemTime,
 ) -> Result<Response<Body>, ApiError> {
@@ -450,7 +525,7 @@ fn sign_url(
         resource: Some(url.clone()),
         date_less_than: expires,
         date_greater_than: None,
-        ip_address: ip_condition(input.bind_to_ip, ip)?,
+        ip_address: ip_condition(input.bind_to_ip, viewer)?,
     };
     let signed = app.signer.sign_url(&url, &policy)?;
     Ok(json_response(json!({ "url": signed, "expires": expires })))
@@ -459,7 +534,7 @@ fn sign_url(
 fn sign_cookies(
     app: &App,
     id: &Identity,
-    ip: Option<IpAddr>,
+    viewer: Result<IpAddr, ApiError>,
     input: SignCookies,
     now: SystemTime,
 ) -> Result<Response<Body>, ApiError> {
@@ -490,7 +565,7 @@ fn sign_cookies(
         resource: Some(resource.clone()),
         date_less_than: expires,
         date_greater_than: None,
-        ip_address: ip_condition(input.bind_to_ip, ip)?,
+        ip_address: ip_condition(input.bind_to_ip, viewer)?,
     };
     let cookies = app.signer.sign_cookies(&policy)?;
     let mut resp = json_response(json!({
@@ -537,8 +612,57 @@ fn upload_extension(content_type: &str) -> Result<&'static str, ApiError> {
         .ok_or_else(|| ApiError::UnsupportedContentType(content_type.to_owned()))
 }
 
-fn new_upload_key(id: &Identity, ext: &str) -> String {
-    format!("{}{}.{ext}", id.upload_prefix(), uuid::Uuid::new_v4())
+/// Why `name` cannot follow `uploads/{user}/`: the resizer's rules for an original key
+/// (checked here, before anything is signed, rather than at the first resize), plus the
+/// path guard's. `key` is the whole key the name makes.
+fn check_upload_name(name: &str, key: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("name must not be empty".into());
+    }
+    if name.split('/').any(str::is_empty) {
+        return Err(format!(
+            "name {name:?} has an empty segment (a leading, trailing or double '/')"
+        ));
+    }
+    if name.split('/').any(|s| s == "." || s == "..") {
+        return Err(format!("name {name:?} has a '.' or '..' segment"));
+    }
+    if name.contains('\\') {
+        return Err(format!("name {name:?} contains a backslash"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("name {name:?} contains a control character"));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(format!("the key would be {} bytes; S3's limit is {MAX_KEY_BYTES}", key.len()));
+    }
+    // The resizer refuses an original that starts with a size (no chains); a name is held
+    // to the same rule, so it is a valid original key wherever it is put.
+    if name.split('/').next().is_some_and(is_size_segment) {
+        return Err(format!("name {name:?} starts with a size segment"));
+    }
+    // The path guard refuses a grant prefix inside a private key (`.../uploads/bob/...`):
+    // such an upload could never be served.
+    keyspace::check_private_shape(key, None).map_err(|e| format!("name {name:?}: {e}"))
+}
+
+/// The key an upload goes to: `uploads/{user}/{name}` when the caller names it, else a
+/// fresh `uploads/{user}/{uuid}.{ext}`. Refused when the name is not a valid original, or
+/// when the delivery mode could not carry the key to the resizer on a miss (uploads are
+/// private, so `?` counts as a query private paths may not have).
+fn upload_key(app: &App, id: &Identity, name: Option<&str>, ext: &str) -> Result<String, ApiError> {
+    let key = match name {
+        None => format!("{}{}.{ext}", id.upload_prefix(), uuid::Uuid::new_v4()),
+        Some(name) => {
+            let key = format!("{}{name}", id.upload_prefix());
+            check_upload_name(name, &key).map_err(ApiError::InvalidField)?;
+            key
+        }
+    };
+    let config = &app.config;
+    carried(&key, config.delivery_mode, config.redirect_key_encoding, true)
+        .map_err(ApiError::KeyNotDeliverable)?;
+    Ok(key)
 }
 
 fn check_size(app: &App, size: u64) -> Result<(), ApiError> {
@@ -551,12 +675,12 @@ fn check_size(app: &App, size: u64) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Whether `key` is one the caller may have been given to upload to (multipart complete
+/// and abort name it again).
 fn own_upload_key(id: &Identity, key: &str) -> Result<(), ApiError> {
-    let rest = key.strip_prefix(&id.upload_prefix());
-    if rest.is_some_and(|r| !r.is_empty() && !r.contains('/')) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!("{key:?} is not one of your uploads")))
+    match key.strip_prefix(&id.upload_prefix()) {
+        Some(name) if check_upload_name(name, key).is_ok() => Ok(()),
+        _ => Err(ApiError::Forbidden(format!("{key:?} is not one of your uploads"))),
     }
 }
 
@@ -571,9 +695,12 @@ async fn upload_url(
     if input.size > MAX_SINGLE_UPLOAD {
         return Err(ApiError::UploadTooLarge { size: input.size, limit: MAX_SINGLE_UPLOAD });
     }
-    let key = new_upload_key(id, ext);
+    let key = upload_key(app, id, input.name.as_deref(), ext)?;
     let ttl = app.config.upload_ttl;
-    let presigned = app.presigner.put(&key, &input.content_type, input.size, now, ttl).await?;
+    let cache_control = &app.config.upload_cache_control;
+    // Create-only at S3: a taken name is 412 to the PUT (If-None-Match is signed).
+    let presigned =
+        app.presigner.put(&key, &input.content_type, input.size, cache_control, now, ttl).await?;
     Ok(json_response(json!({
         "key": key,
         "method": presigned.method,
@@ -598,13 +725,20 @@ async fn upload_form(
         }
     }
     .min(MAX_SINGLE_UPLOAD);
-    let key = new_upload_key(id, ext);
+    let key = upload_key(app, id, input.name.as_deref(), ext)?;
+    // S3 has no create-only POST: a form for a taken name would replace it. A fresh uuid is
+    // never taken; a chosen name is looked up (a race with another upload of the same name
+    // remains, as does posting the same form twice).
+    if input.name.is_some() && app.presigner.exists(&key).await? {
+        return Err(ApiError::AlreadyExists);
+    }
     let prefix = id.upload_prefix();
     let ttl = app.config.upload_ttl;
     let rules = PostRules {
         key: &key,
         key_prefix: &prefix,
         content_type: &input.content_type,
+        cache_control: &app.config.upload_cache_control,
         length_range: (1, max),
         expires_in: ttl,
     };
@@ -631,8 +765,12 @@ async fn multipart_begin(
     if count > MAX_PARTS {
         return Err(ApiError::UploadTooLarge { size: input.size, limit: part_bytes * MAX_PARTS });
     }
-    let key = new_upload_key(id, ext);
-    let upload_id = app.presigner.begin_multipart(&key, &input.content_type).await?;
+    let key = upload_key(app, id, input.name.as_deref(), ext)?;
+    // Create-only at S3: a taken name is 409 already-exists at completion.
+    let upload_id = app
+        .presigner
+        .begin_multipart(&key, &input.content_type, &app.config.upload_cache_control)
+        .await?;
     let ttl = app.config.upload_ttl;
     let mut parts = Vec::with_capacity(count as usize);
     for n in 1..=count {

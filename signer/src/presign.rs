@@ -1,7 +1,13 @@
 //! S3 presigning for browser uploads and private downloads: presigned PUT (Content-Type,
-//! Content-Length and `If-None-Match: *` signed), presigned POST with a SigV4 policy
-//! (aws-sdk-rust has none; this is the only way S3 enforces a size limit before the bytes
-//! arrive), multipart uploads with one presigned URL per part, and presigned GET.
+//! Content-Length, `If-None-Match: *` and the stored object headers signed), presigned POST
+//! with a SigV4 policy (aws-sdk-rust has none; this is the only way S3 enforces a size limit
+//! before the bytes arrive), multipart uploads with one presigned URL per part, and
+//! presigned GET.
+//!
+//! S3 refuses unsigned `x-amz-*` headers on a presigned request but stores unsigned standard
+//! ones (Cache-Control, Content-Disposition, Content-Encoding) with the object. So every way
+//! an upload arrives fixes them: signed into the PUT, exact-match fields of the POST policy,
+//! set by the signer itself on CreateMultipartUpload.
 //!
 //! Clocks are inputs: every function takes `now`.
 
@@ -16,6 +22,14 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 
 use crate::policy::push_json_string;
+
+/// The Content-Disposition every upload is stored with: shown, never offered as a download
+/// under a name the uploader chose.
+pub const UPLOAD_CONTENT_DISPOSITION: &str = "inline";
+/// The Content-Encoding a presigned PUT signs: none, so an uploader cannot have the bytes
+/// served as `gzip` or `br`. (POST and multipart uploads cannot set one at all: the policy
+/// refuses extra fields, and the signer makes the CreateMultipartUpload call.)
+pub const UPLOAD_CONTENT_ENCODING: &str = "identity";
 
 /// What went wrong talking to S3.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +120,9 @@ pub struct PostRules<'a> {
     pub key_prefix: &'a str,
     /// The Content-Type the form must declare.
     pub content_type: &'a str,
+    /// The Cache-Control the form must declare (stored with the object, with
+    /// [`UPLOAD_CONTENT_DISPOSITION`]).
+    pub cache_control: &'a str,
     /// Smallest and largest accepted file, in bytes.
     pub length_range: (u64, u64),
     /// How long the form stays usable.
@@ -147,12 +164,14 @@ impl Presigner {
     }
 
     /// A presigned PUT that creates `key` only if it does not exist, with exactly this
-    /// Content-Type and Content-Length: S3 refuses a request whose signed headers differ.
+    /// Content-Type, Content-Length and Cache-Control, [`UPLOAD_CONTENT_DISPOSITION`] and
+    /// [`UPLOAD_CONTENT_ENCODING`]: S3 refuses a request whose signed headers differ.
     pub async fn put(
         &self,
         key: &str,
         content_type: &str,
         content_length: u64,
+        cache_control: &str,
         now: SystemTime,
         expires_in: Duration,
     ) -> Result<PresignedHttp, S3Error> {
@@ -164,6 +183,9 @@ impl Presigner {
             .key(key)
             .content_type(content_type)
             .content_length(length)
+            .cache_control(cache_control)
+            .content_disposition(UPLOAD_CONTENT_DISPOSITION)
+            .content_encoding(UPLOAD_CONTENT_ENCODING)
             .if_none_match("*")
             .presigned(presigning(now, expires_in)?)
             .await
@@ -189,14 +211,32 @@ impl Presigner {
         Ok(PresignedHttp::from_sdk(&req))
     }
 
-    /// Starts a multipart upload for `key`; returns its upload id.
-    pub async fn begin_multipart(&self, key: &str, content_type: &str) -> Result<String, S3Error> {
+    /// Whether `key` exists, by HeadObject. In AWS, a missing key is 404 only to a caller
+    /// with `s3:ListBucket` on the bucket (403 otherwise, which stays an error here).
+    pub async fn exists(&self, key: &str) -> Result<bool, S3Error> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(false),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Starts a multipart upload for `key` with its stored headers (the parts cannot change
+    /// them); returns its upload id.
+    pub async fn begin_multipart(
+        &self,
+        key: &str,
+        content_type: &str,
+        cache_control: &str,
+    ) -> Result<String, S3Error> {
         let out = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
+            .cache_control(cache_control)
+            .content_disposition(UPLOAD_CONTENT_DISPOSITION)
             .send()
             .await
             .map_err(classify)?;
@@ -273,7 +313,8 @@ impl Presigner {
     }
 
     /// A presigned POST (SigV4 POST policy). S3 checks the policy before it stores
-    /// anything: the key, the Content-Type, the size range and the expiry.
+    /// anything: the key, the Content-Type, Cache-Control and Content-Disposition, the size
+    /// range and the expiry.
     pub async fn post(
         &self,
         rules: &PostRules<'_>,
@@ -350,6 +391,8 @@ pub fn sign_post(
     conditions.push(starts);
     conditions.push(eq("key", rules.key));
     conditions.push(eq("Content-Type", rules.content_type));
+    conditions.push(eq("Cache-Control", rules.cache_control));
+    conditions.push(eq("Content-Disposition", UPLOAD_CONTENT_DISPOSITION));
     conditions.push(format!(
         r#"["content-length-range",{},{}]"#,
         rules.length_range.0, rules.length_range.1
@@ -374,6 +417,8 @@ pub fn sign_post(
     let mut fields = vec![
         ("key".to_owned(), rules.key.to_owned()),
         ("Content-Type".to_owned(), rules.content_type.to_owned()),
+        ("Cache-Control".to_owned(), rules.cache_control.to_owned()),
+        ("Content-Disposition".to_owned(), UPLOAD_CONTENT_DISPOSITION.to_owned()),
         ("x-amz-algorithm".to_owned(), "AWS4-HMAC-SHA256".to_owned()),
         ("x-amz-credential".to_owned(), credential),
         ("x-amz-date".to_owned(), amz_date),

@@ -197,10 +197,20 @@ async fn a_signed_url_from_the_api_opens_one_image_only() {
     let moved = url.replace("seeding.jpg", "other.jpg");
     assert_eq!(stack.follow_with(Method::GET, &moved, None).await.statuses(), [403]);
 
-    // Bound to the caller's address (127.0.0.1 here): still opens it.
-    let (status, _, body) =
-        stack.api("/api/sign-url", Some(&token), json!({ "path": path, "bind_to_ip": true })).await;
-    assert_eq!(status, 200, "{body}");
+    // Bound to the viewer's address (127.0.0.1 here): still opens it. The edge sets
+    // x-viewer-address from the connection, overwriting the one this viewer sends (as the
+    // distribution's viewer-address function does with event.viewer.ip).
+    let resp = stack
+        .http
+        .post(stack.url("/api/sign-url"))
+        .bearer_auth(&token)
+        .header("x-viewer-address", "198.51.100.9")
+        .body(json!({ "path": path, "bind_to_ip": true }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
     let bound = body["url"].as_str().unwrap();
     assert!(bound.contains("Policy="), "{bound}");
     assert_eq!(stack.follow_with(Method::GET, bound, None).await.statuses(), [200]);
