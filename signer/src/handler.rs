@@ -30,7 +30,6 @@ use crate::config::Config;
 use crate::identity::{is_gallery_id, Identity, GALLERY_PREFIX};
 use crate::policy::{Ipv4Cidr, Policy};
 use crate::presign::{PostRules, Presigner, S3Error};
-use keyspace::is_size_segment;
 
 /// The content types users may upload, and the extension their key gets.
 pub const UPLOAD_TYPES: [(&str, &str); 4] =

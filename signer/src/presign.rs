@@ -212,11 +212,14 @@ impl Presigner {
     }
 
     /// Whether `key` exists, by HeadObject. In AWS, a missing key is 404 only to a caller
-    /// with `s3:ListBucket` on the bucket (403 otherwise, which stays an error here).
+    /// with `s3:ListBucket` on the bucket and 403 otherwise; the signer's role may read
+    /// every key it asks about (uploads/) and may not list, so a 403 means missing too.
     pub async fn exists(&self, key: &str) -> Result<bool, S3Error> {
         match self.client.head_object().bucket(&self.bucket).key(key).send().await {
             Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(false),
+            Err(SdkError::ServiceError(e)) if matches!(e.raw().status().as_u16(), 403 | 404) => {
+                Ok(false)
+            }
             Err(e) => Err(classify(e)),
         }
     }
