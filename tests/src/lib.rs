@@ -165,6 +165,40 @@ impl Stack {
         (hop, body)
     }
 
+    /// Sends `path` exactly as written (no URL normalisation: `%2E`, `..` and `//` stay),
+    /// as curl does and browsers do not; returns the status, headers and body.
+    pub async fn request_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> (u16, http::HeaderMap, bytes::Bytes) {
+        self.request_raw_with(method, path, None).await
+    }
+
+    /// [`Stack::request_raw`] with a `Cookie` header.
+    pub async fn request_raw_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        cookie: Option<&str>,
+    ) -> (u16, http::HeaderMap, bytes::Bytes) {
+        use http_body_util::BodyExt as _;
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Empty<bytes::Bytes>>();
+        let uri: http::Uri = self.url(path).parse().unwrap_or_else(|e| panic!("{path}: {e}"));
+        let method = http::Method::from_bytes(method.as_str().as_bytes()).expect("method");
+        let mut req = http::Request::builder().method(method).uri(uri);
+        if let Some(cookie) = cookie {
+            req = req.header(http::header::COOKIE, cookie);
+        }
+        let req = req.body(http_body_util::Empty::new()).expect("request");
+        let resp = client.request(req).await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        (parts.status.as_u16(), parts.headers, body)
+    }
+
     /// Follows redirects by hand (at most 10), recording every hop. A Location is read as
     /// a browser reads it: its bytes as UTF-8, resolved against the URL it came from with
     /// WHATWG URL parsing (spaces and non-ASCII escaped, `#` starting a fragment that is

@@ -176,6 +176,11 @@ pub async fn serve(
     };
     let body = body.to_bytes();
     let mut reply = answer(&edge, &parts, body, viewer.ip()).await;
+    if reply.status() == StatusCode::OK && not_modified(&parts.headers, reply.headers()) {
+        *reply.status_mut() = StatusCode::NOT_MODIFIED;
+        *reply.body_mut() = Full::new(Bytes::new());
+        reply.headers_mut().remove(header::CONTENT_LENGTH);
+    }
     reply.headers_mut().insert(HeaderName::from_static("via"), HeaderValue::from_static(VIA));
     if parts.method == Method::HEAD {
         *reply.body_mut() = Full::new(Bytes::new());
@@ -184,6 +189,21 @@ pub async fn serve(
 }
 
 const VIA: &str = "1.1 devserver.cloudfront.net (CloudFront)";
+
+/// CloudFront answers a viewer's conditional GET itself: 304 when `If-None-Match` names
+/// the object's ETag (or `*`).
+fn not_modified(request: &HeaderMap, response: &HeaderMap) -> bool {
+    let (Some(wanted), Some(etag)) = (
+        request.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()),
+        response.get(header::ETAG).and_then(|v| v.to_str().ok()),
+    ) else {
+        return false;
+    };
+    wanted
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag))
+}
 
 async fn answer(edge: &Edge, parts: &http::request::Parts, body: Bytes, viewer: IpAddr) -> Reply {
     let raw_path = parts.uri.path();

@@ -64,6 +64,15 @@ pub async fn check(req: Request<Incoming>) -> Checked {
     // What was read goes first, then the rest as it arrives.
     let head = futures::stream::iter([Ok::<_, hyper::Error>(Frame::data(read.freeze()))]);
     let rest = futures::StreamExt::chain(head, BodyStream::new(body));
+    let rest = futures::StreamExt::inspect(rest, |f| match f {
+        Ok(f) => {
+            if let Some(d) = f.data_ref() {
+                let t = &d[d.len().saturating_sub(8)..];
+                eprintln!("DBG frame {} tail {:?}", d.len(), t);
+            }
+        }
+        Err(e) => eprintln!("DBG err {e}"),
+    });
     let body = s3s::Body::http_body(StreamBody::new(rest));
     Checked::Forward(Request::from_parts(parts, body))
 }

@@ -33,11 +33,15 @@ async fn refuses(stack: &Stack, path: &str, status: u16, code: &str) {
 /// Requests the resizer's route `/resize/{key}` directly (redirect mode); returns the
 /// status and JSON body.
 async fn error_of(stack: &Stack, key: &str) -> (u16, serde_json::Value) {
-    let (hop, body) = stack.request(Method::GET, &stack.url(&format!("/resize/{key}"))).await;
+    let (status, headers, body) = stack.request_raw(Method::GET, &format!("/resize/{key}")).await;
     let text = String::from_utf8_lossy(&body);
-    assert_eq!(hop.headers["content-type"], "application/json", "{key}: {text}");
-    assert_eq!(hop.headers["cache-control"], "no-store", "{key}");
-    (hop.status, serde_json::from_slice(&body).expect("JSON body"))
+    assert_eq!(
+        headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/json"),
+        "{key}: {status} {headers:?} {text}"
+    );
+    assert_eq!(headers["cache-control"], "no-store", "{key}");
+    (status, serde_json::from_slice(&body).expect("JSON body"))
 }
 
 /// A stack whose resizer and bucket endpoints use `endpoint` as their S3 store.
@@ -87,10 +91,14 @@ async fn client_errors(mode: DeliveryMode) {
             "300x300/%2E%2E/samples/seeding.jpg",
             "300x300/samples/%2E/seeding.jpg",
             "300x300/%2Fsamples/seeding.jpg",
-            "300x300/%FF.jpg",
+            "300x300/samples/../seeding.jpg",
         ] {
             let (status, json) = error_of(&stack, key).await;
-            assert_eq!((status, json["code"].as_str()), (400, Some("invalid-key")), "{key}: {json}");
+            assert_eq!(
+                (status, json["code"].as_str()),
+                (400, Some("invalid-key")),
+                "{key}: {json}"
+            );
         }
     }
     // Methods other than GET and HEAD never reach the resizer: CloudFront's behaviours

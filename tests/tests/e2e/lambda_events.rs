@@ -1,5 +1,5 @@
-//! Real API Gateway HTTP API (v2) events, parsed by lambda_http as the Lambda runtime does,
-//! through the resizer's handler against the real store.
+//! Real API Gateway HTTP API (v2) and function URL events, parsed by lambda_http as the
+//! Lambda runtime does, through the resizer's handler against the real store.
 
 use e2e::{inspect, Stack};
 use image::ImageFormat;
@@ -10,24 +10,35 @@ fn event(name: &str) -> lambda_http::Request {
     lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("{name} parses: {e}"))
 }
 
-/// A resizer App on the stack's store whose 307s point at a CloudFront-like base URL.
-fn app(stack: &Stack) -> resizer::App {
+/// The secret the fixtures' CloudFront adds as `x-origin-verify`.
+const FIXTURE_SECRET: &str = "fixture-origin-secret-0123456789abcdef";
+
+/// A resizer App on the stack's store, configured as the template configures it.
+fn app(stack: &Stack, delivery: &str) -> resizer::App {
     let bucket = stack.server.bucket.clone();
+    let delivery = delivery.to_owned();
     let config = resizer::Config::from_lookup(|k| match k {
         "BUCKET" => Some(bucket.clone()),
-        "PUBLIC_BASE_URL" => Some("https://cdn.example.com".into()),
+        "DELIVERY_MODE" => Some(delivery.clone()),
+        "ORIGIN_VERIFY_SECRET" => Some(FIXTURE_SECRET.into()),
         _ => None,
     })
     .unwrap();
     resizer::App::new(config, stack.server.client().clone())
 }
 
+fn json_code(resp: &lambda_http::Response<lambda_http::Body>) -> String {
+    let lambda_http::Body::Text(body) = resp.body() else { panic!("text body: {:?}", resp.body()) };
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    json["code"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn a_miss_event_writes_the_derivative_and_answers_307() {
     let stack = Stack::start(&[]).await;
-    let resp = resizer::handle(&app(&stack), event("resize_miss.json")).await;
+    let resp = resizer::handle(&app(&stack, "redirect"), event("resize_miss.json")).await;
     assert_eq!(resp.status(), 307);
-    assert_eq!(resp.headers()["location"], "https://cdn.example.com/300x300/samples/seeding.jpg");
+    assert_eq!(resp.headers()["location"], "/300x300/samples/seeding.jpg");
     assert_eq!(resp.headers()["cache-control"], "no-store");
     let (stored, content_type, _) = stack.get("300x300/samples/seeding.jpg").await.unwrap();
     assert_eq!(content_type.as_deref(), Some("image/jpeg"));
@@ -35,15 +46,15 @@ async fn a_miss_event_writes_the_derivative_and_answers_307() {
 }
 
 #[tokio::test]
-async fn the_raw_query_string_is_decoded_exactly_once() {
+async fn the_raw_path_is_read_back_to_the_key() {
     let stack = Stack::start(&[]).await;
     let original = "samples/my cat+dog 100% ảnh.jpg";
     stack.put(original, devserver::SAMPLE_PHOTO.to_vec(), "image/jpeg").await;
-    let resp = resizer::handle(&app(&stack), event("resize_encoded_key.json")).await;
+    let resp = resizer::handle(&app(&stack, "redirect"), event("resize_encoded_key.json")).await;
     assert_eq!(resp.status(), 307, "{:?}", resp.body());
     assert_eq!(
         resp.headers()["location"],
-        "https://cdn.example.com/300x/samples/my%20cat%2Bdog%20100%25%20%E1%BA%A3nh.jpg"
+        "/300x/samples/my%20cat%2Bdog%20100%25%20%E1%BA%A3nh.jpg"
     );
     assert!(stack.get(&format!("300x/{original}")).await.is_some());
 }
@@ -51,12 +62,12 @@ async fn the_raw_query_string_is_decoded_exactly_once() {
 #[tokio::test]
 async fn head_and_stage_prefixed_events_are_served() {
     let stack = Stack::start(&[]).await;
-    let resp = resizer::handle(&app(&stack), event("resize_head.json")).await;
+    let resp = resizer::handle(&app(&stack, "redirect"), event("resize_head.json")).await;
     assert_eq!(resp.status(), 307);
     assert!(stack.get("x200/samples/seeding.jpg").await.is_some());
-    let resp = resizer::handle(&app(&stack), event("resize_stage_path.json")).await;
+    let resp = resizer::handle(&app(&stack, "redirect"), event("resize_stage_path.json")).await;
     assert_eq!(resp.status(), 307);
-    assert_eq!(resp.headers()["location"], "https://cdn.example.com/640x/samples/seeding.jpg");
+    assert_eq!(resp.headers()["location"], "/640x/samples/seeding.jpg");
 }
 
 #[tokio::test]
@@ -66,12 +77,45 @@ async fn bad_events_get_json_errors() {
         ("resize_missing_key.json", 400, "missing-key"),
         ("resize_post.json", 405, "method-not-allowed"),
     ] {
-        let resp = resizer::handle(&app(&stack), event(name)).await;
+        let resp = resizer::handle(&app(&stack, "redirect"), event(name)).await;
         assert_eq!(resp.status(), status, "{name}");
-        let lambda_http::Body::Text(body) = resp.body() else { panic!("{name}: text body") };
-        let json: serde_json::Value = serde_json::from_str(body).unwrap();
-        assert_eq!(json["code"], code, "{name}");
+        assert_eq!(json_code(&resp), code, "{name}");
     }
+}
+
+#[tokio::test]
+async fn a_call_to_the_api_that_did_not_come_through_cloudfront_is_refused_before_any_work() {
+    let stack = Stack::start(&[]).await;
+    let resp = resizer::handle(&app(&stack, "redirect"), event("resize_direct_call.json")).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(json_code(&resp), "origin-not-verified");
+    assert_eq!(stack.server.object_reads("samples/seeding.jpg"), 0);
+    assert!(stack.get("300x300/samples/seeding.jpg").await.is_none());
+}
+
+#[tokio::test]
+async fn an_encoded_spelling_of_a_private_key_is_refused_before_any_read() {
+    let stack = Stack::start(&[]).await;
+    let resp =
+        resizer::handle(&app(&stack, "redirect"), event("resize_encoded_private.json")).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(json_code(&resp), "unsigned-private-path");
+    let lambda_http::Body::Text(body) = resp.body() else { panic!() };
+    assert!(!body.contains("seeding"), "the answer says nothing about the original: {body}");
+    assert_eq!(stack.server.object_reads(devserver::PRIVATE_SAMPLE_KEY), 0);
+}
+
+#[tokio::test]
+async fn a_function_url_event_is_answered_with_the_image() {
+    let stack = Stack::start(&[]).await;
+    let resp = resizer::handle(&app(&stack, "failover"), event("function_url_miss.json")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    assert_eq!(resp.headers()["cache-control"], "public, max-age=31536000, immutable");
+    let lambda_http::Body::Binary(bytes) = resp.body() else { panic!("binary body") };
+    assert_eq!(inspect(bytes), (ImageFormat::Jpeg, 300, 300));
+    let (stored, _, _) = stack.get("300x300/samples/seeding.jpg").await.unwrap();
+    assert_eq!(&stored[..], &bytes[..], "the answer is what was stored");
 }
 
 /// A signer App on the stack's store, with the signer crate's test key, signing for a

@@ -32,6 +32,8 @@ fn store_env(stack: &Stack) -> Vec<(String, String)> {
         ("S3_FORCE_PATH_STYLE", "true"),
         ("BUCKET", stack.server.bucket.as_str()),
         ("PUBLIC_BASE_URL", "https://cdn.example.com"),
+        // The fixtures carry the x-origin-verify header CloudFront adds.
+        ("ORIGIN_VERIFY_SECRET", "fixture-origin-secret-0123456789abcdef"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -59,7 +61,7 @@ async fn the_resizer_bootstrap_answers_a_miss_event_with_307_and_writes_the_deri
 
     let miss = response(api.invoke(&fixture("resize_miss.json"), INVOKE).await);
     assert_eq!(miss["statusCode"], 307, "{miss}");
-    assert_eq!(miss["headers"]["location"], "https://cdn.example.com/300x300/samples/seeding.jpg");
+    assert_eq!(miss["headers"]["location"], "/300x300/samples/seeding.jpg");
     assert_eq!(miss["headers"]["cache-control"], "no-store");
     let (stored, content_type, _) = stack.get("300x300/samples/seeding.jpg").await.unwrap();
     assert_eq!(content_type.as_deref(), Some("image/jpeg"));
@@ -70,6 +72,34 @@ async fn the_resizer_bootstrap_answers_a_miss_event_with_307_and_writes_the_deri
     assert_eq!(post["statusCode"], 405, "{post}");
     let body: serde_json::Value = serde_json::from_str(post["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["code"], "method-not-allowed");
+
+    // A call that did not come through CloudFront (no x-origin-verify) does nothing.
+    let direct = response(api.invoke(&fixture("resize_direct_call.json"), INVOKE).await);
+    assert_eq!(direct["statusCode"], 403, "{direct}");
+    drop(function);
+}
+
+#[tokio::test]
+async fn the_resizer_bootstrap_in_failover_mode_answers_a_function_url_event_with_the_image() {
+    use base64::Engine as _;
+    let stack = Stack::start(&[]).await;
+    let api = RuntimeApi::start().await;
+    let env = with(
+        [lambda_environment(&api, "resizer"), store_env(&stack)].concat(),
+        &[("DELIVERY_MODE", "failover")],
+    );
+    let function = Function::spawn(&bootstrap("resizer"), &env);
+    let resp = response(api.invoke(&fixture("function_url_miss.json"), INVOKE).await);
+    assert_eq!(resp["statusCode"], 200, "{resp}");
+    assert_eq!(resp["headers"]["content-type"], "image/jpeg");
+    // A binary body travels base64-encoded in the function's answer.
+    assert_eq!(resp["isBase64Encoded"], true);
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(resp["body"].as_str().expect("a body"))
+        .expect("base64");
+    assert_eq!(inspect(&body), (ImageFormat::Jpeg, 300, 300));
+    let (stored, _, _) = stack.get("300x300/samples/seeding.jpg").await.unwrap();
+    assert_eq!(&stored[..], &body[..]);
     drop(function);
 }
 
@@ -126,10 +156,7 @@ async fn the_signer_bootstrap_returns_gallery_cookies_in_the_cookies_array() {
 #[tokio::test]
 async fn a_resizer_without_bucket_exits_at_start_naming_it_before_polling() {
     let api = RuntimeApi::start().await;
-    let env = with(
-        lambda_environment(&api, "resizer"),
-        &[("PUBLIC_BASE_URL", "https://cdn.example.com")],
-    );
+    let env = with(lambda_environment(&api, "resizer"), &[("DELIVERY_MODE", "redirect")]);
     let (ok, output) = Function::spawn(&bootstrap("resizer"), &env).exit(START).await;
     assert!(!ok, "{output}");
     assert!(output.contains("BUCKET is required"), "{output}");

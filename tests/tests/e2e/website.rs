@@ -1,4 +1,6 @@
-//! The website endpoint behaves as S3's: stored headers, index document, 304s, rules on miss.
+//! The bucket's website endpoint behaves as S3's, behind the edge as behind CloudFront:
+//! stored headers, index document, 304s, rules on miss, and the bucket policy's say in what
+//! a miss answers.
 
 use e2e::Stack;
 use reqwest::Method;
@@ -47,10 +49,46 @@ async fn a_miss_outside_the_derivative_grammar_ends_in_a_json_400() {
 }
 
 #[tokio::test]
-async fn website_endpoint_refuses_writes() {
+async fn writes_are_refused_by_the_edge_and_by_the_website_endpoint() {
     let stack = Stack::start(&[]).await;
+    // The distribution's image behaviours allow GET and HEAD only.
     let (hop, _) = stack.request(Method::PUT, &stack.url("/samples/seeding.jpg")).await;
-    assert_eq!(hop.status, 405);
+    assert_eq!(hop.status, 403);
+    // The website endpoint itself, with the Referer CloudFront sends.
+    let website = stack.server.website_endpoint.clone().unwrap();
+    let resp = stack
+        .http
+        .put(format!("{website}/samples/seeding.jpg"))
+        .header("referer", &stack.server.origin_secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+}
+
+/// template.yaml with the bucket policy's ListBucket grant to the website's readers removed.
+fn template_without_list_bucket() -> String {
+    let template = devserver::cloudformation::TEMPLATE;
+    let start = template.find("            - Sid: MissingKeysAre404").expect("the grant");
+    let end = start + template[start..].find("          # Origin access control").expect("its end");
+    let without = format!("{}{}", &template[..start], &template[end..]);
+    assert!(!without[..end].contains("MissingKeysAre404"));
+    without
+}
+
+#[tokio::test]
+async fn misses_reach_the_resizer_only_because_readers_may_list_the_bucket() {
+    // With GetObject alone, users of the original AWS sample saw the website endpoint answer
+    // a missing key 403, on which no routing rule fires: every miss failed. The template
+    // grants ListBucket to the same readers, so a missing key is 404 under every reading.
+    let stack = Stack::start_with(&[], |o| o.template = template_without_list_bucket()).await;
+    let chain = stack.follow(Method::GET, "/300x300/samples/seeding.jpg").await;
+    assert_eq!(chain.statuses(), [403], "{chain:#?}");
+    assert!(stack.get("300x300/samples/seeding.jpg").await.is_none());
+
+    let stack = Stack::start(&[]).await;
+    let chain = stack.follow(Method::GET, "/300x300/samples/seeding.jpg").await;
+    assert_eq!(chain.statuses(), [307, 307, 200]);
 }
 
 #[tokio::test]
@@ -58,9 +96,16 @@ async fn rules_without_a_matching_rule_give_s3s_404_page() {
     let rules = r#"{"IndexDocument":{"Suffix":"index.html"},"RoutingRules":[
         {"Condition":{"KeyPrefixEquals":"old/"},"Redirect":{"ReplaceKeyPrefixWith":"samples/","HttpRedirectCode":"302"}}]}"#;
     let stack = Stack::start_with(&[], |o| o.rules_template = rules.into()).await;
+    // A rule without HostName keeps the Host of the request it answers, which behind
+    // CloudFront is the website endpoint's own: the redirect leaves the distribution, and
+    // the endpoint refuses a viewer without the secret Referer (so rules name HostName).
     let chain = stack.follow(Method::GET, "/old/seeding.jpg").await;
-    assert_eq!(chain.statuses(), [302, 200]);
-    assert_eq!(chain.hops[0].headers["location"], stack.url("/samples/seeding.jpg").as_str());
+    assert_eq!(chain.statuses(), [302, 403]);
+    let website = stack.server.website_endpoint.clone().unwrap();
+    assert_eq!(
+        chain.hops[0].headers["location"],
+        format!("{website}/samples/seeding.jpg").as_str()
+    );
     let (hop, _) = stack.request(Method::GET, &stack.url("/300x300/samples/seeding.jpg")).await;
     assert_eq!(hop.status, 404);
     assert_eq!(hop.headers["x-amz-error-code"], "NoSuchKey");
