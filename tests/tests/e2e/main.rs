@@ -2,6 +2,7 @@
 //! store, real API Gateway v2 event JSON through lambda_http.
 
 mod browser;
+mod edge;
 mod errors;
 mod lambda_events;
 mod lambda_runtime;

@@ -1,33 +1,36 @@
-//! template.yaml against the code it deploys: the bucket's routing rules are
-//! website-rules.json's, the CloudFront Function's path guard decides exactly as
-//! `signer::pattern` does (run in Node, as a CloudFront Function is JavaScript), the
-//! private behaviours are the private paths, and the roles grant no more than listed.
+//! template.yaml against the code it deploys, in both delivery modes (each read with the
+//! devserver's CloudFormation evaluator for that mode's DeliveryMode): the bucket's routing
+//! rules are website-rules.json's, the bucket is private in failover mode, the roles grant no
+//! more than listed (the resizer writes only new objects under the allowed size prefixes),
+//! the routes, origins, origin group, permissions and outputs are those of the mode.
 
-use std::collections::BTreeSet;
-use std::process::Stdio;
+use std::collections::{BTreeSet, HashMap};
 
-use keyspace::{check_private_shape, PrivatePaths, ShapeError};
+use devserver::cloudformation::{Template, TEMPLATE};
+use keyspace::{wildcard_match, DeliveryMode};
 use serde_json::{json, Value};
 
-fn template() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
-    let text = std::fs::read_to_string(path).expect("template.yaml is readable");
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml is YAML");
-    // Tags (!Ref, !If, ...) become one-key maps: {"!If": [...]}.
-    serde_json::to_value(yaml).expect("template.yaml converts to JSON")
+/// The template read for `mode`, with `overrides` for other parameters.
+pub fn read(mode: DeliveryMode, overrides: &[(&str, &str)]) -> Template {
+    let mut params: HashMap<String, String> =
+        overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    params.insert("DeliveryMode".into(), mode.to_string());
+    Template::parse(TEMPLATE, &params).expect("template.yaml reads")
 }
 
-fn resource<'a>(template: &'a Value, name: &str) -> &'a Value {
-    let r = &template["Resources"][name];
-    assert!(r.is_object(), "template.yaml has no resource {name}");
-    r
+pub fn resource(template: &Template, name: &str) -> Value {
+    template.resource(name).unwrap().unwrap_or_else(|| panic!("no resource {name}"))
+}
+
+fn absent(template: &Template, name: &str) -> bool {
+    template.resource(name).unwrap().is_none()
 }
 
 /// The bucket's WebsiteConfiguration in website-rules.json's shape (S3's
 /// PutBucketWebsite JSON), with the stack-filled values put back as the placeholders the
 /// devserver fills.
-fn template_rules_as_website_json(template: &Value) -> Value {
-    let website = &resource(template, "ImagesBucket")["Properties"]["WebsiteConfiguration"];
+fn template_rules_as_website_json(bucket: &Value) -> Value {
+    let website = &bucket["Properties"]["WebsiteConfiguration"];
     let public_host = json!({"!If": [
         "HasCustomDomain", {"!Ref": "CustomDomainName"}, {"!GetAtt": "Distribution.DomainName"}
     ]});
@@ -40,7 +43,10 @@ fn template_rules_as_website_json(template: &Value) -> Value {
             if redirect["Protocol"] == "https" {
                 redirect["Protocol"] = json!("${RESIZER_PROTOCOL}");
             }
-            if redirect["HostName"] == public_host {
+            // The evaluator decides HasCustomDomain (false by default): the distribution.
+            if redirect["HostName"] == json!({"!GetAtt": "Distribution.DomainName"})
+                || redirect["HostName"] == public_host
+            {
                 redirect["HostName"] = json!("${RESIZER_HOST}");
             }
             json!({ "Condition": rule["RoutingRuleCondition"], "Redirect": redirect })
@@ -52,212 +58,50 @@ fn template_rules_as_website_json(template: &Value) -> Value {
 #[test]
 fn the_buckets_routing_rules_are_website_rules_json() {
     let ours: Value = serde_json::from_str(&e2e::rules()).expect("website-rules.json is JSON");
-    assert_eq!(template_rules_as_website_json(&template()), ours);
-}
-
-#[test]
-fn a_changed_routing_rule_is_told_apart() {
-    // The comparison above must be able to fail: the same template with one field changed.
-    let mut changed = template();
-    changed["Resources"]["ImagesBucket"]["Properties"]["WebsiteConfiguration"]["RoutingRules"][0]
-        ["RedirectRule"]["ReplaceKeyPrefixWith"] = json!("resize/?key=");
-    let ours: Value = serde_json::from_str(&e2e::rules()).unwrap();
+    let bucket = resource(&read(DeliveryMode::Redirect, &[]), "ImagesBucket");
+    assert_eq!(template_rules_as_website_json(&bucket), ours);
+    // The comparison can fail: the same bucket with one field changed.
+    let mut changed = bucket.clone();
+    changed["Properties"]["WebsiteConfiguration"]["RoutingRules"][0]["RedirectRule"]
+        ["ReplaceKeyPrefixWith"] = json!("resize?key=");
     assert_ne!(template_rules_as_website_json(&changed), ours);
 }
 
-fn guard_association() -> Value {
-    json!([{
-        "EventType": "viewer-request",
-        "FunctionARN": {"!GetAtt": "PathGuardFunction.FunctionMetadata.FunctionARN"}
-    }])
+/// The statements of the bucket policy.
+fn bucket_statements(template: &Template) -> Vec<Value> {
+    resource(template, "ImagesBucketPolicy")["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 #[test]
-fn the_signed_behaviours_are_the_private_paths_and_every_bucket_behaviour_is_guarded() {
-    let template = template();
-    let config = &resource(&template, "Distribution")["Properties"]["DistributionConfig"];
-    assert_eq!(config["DefaultCacheBehavior"]["FunctionAssociations"], guard_association());
-    let behaviours = config["CacheBehaviors"].as_array().unwrap();
-    let signed: Vec<&str> = behaviours
-        .iter()
-        .filter(|b| b.get("TrustedKeyGroups").is_some())
-        .map(|b| b["PathPattern"].as_str().unwrap())
-        .collect();
-    let private = PrivatePaths::parse(PrivatePaths::DEFAULT).unwrap();
-    assert_eq!(signed, private.patterns());
-    for b in behaviours {
-        if b["TargetOriginId"] == "website" {
-            assert_eq!(b["FunctionAssociations"], guard_association(), "{}", b["PathPattern"]);
-        }
-    }
-    // The signer's API and the resizer come first, or `*/private/*` would swallow
-    // `/api/.../private/...` and `/resize?key=x/private/...` stays with the API.
-    let first_signed = behaviours.iter().position(|b| b.get("TrustedKeyGroups").is_some());
-    let api = behaviours.iter().rposition(|b| b["TargetOriginId"] == "api");
-    assert!(api < first_signed);
-}
-
-#[test]
-fn the_resizer_may_only_get_and_put_objects() {
-    let template = template();
-    let policies = &resource(&template, "ResizerFunction")["Properties"]["Policies"];
-    let mut actions = BTreeSet::new();
-    for policy in policies.as_array().unwrap() {
-        for statement in policy["Statement"].as_array().unwrap() {
-            assert_eq!(statement["Effect"], "Allow");
-            assert_eq!(
-                statement["Resource"],
-                json!({"!Sub": "arn:${AWS::Partition}:s3:::${BucketName}/*"})
-            );
-            for action in statement["Action"].as_array().unwrap() {
-                actions.insert(action.as_str().unwrap().to_owned());
-            }
-        }
-    }
-    assert_eq!(actions, BTreeSet::from(["s3:GetObject".to_owned(), "s3:PutObject".to_owned()]));
-}
-
-/// What the path guard must answer (None: let it through; Some(reason): 403), from the
-/// Rust rules: a path is private when its raw or decoded form matches PRIVATE_PATHS; the
-/// signed behaviours only see the raw form, so a private path reachable only decoded is
-/// refused; a private path must have the one shape `check_private_shape` allows.
-fn expected(uri: &str, query: &str) -> Option<&'static str> {
-    let raw = uri.strip_prefix('/').unwrap();
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().unwrap();
-    let private = PrivatePaths::parse(PrivatePaths::DEFAULT).unwrap();
-    let (raw_private, decoded_private) = (private.is_private(raw), private.is_private(&decoded));
-    if !raw_private && !decoded_private {
-        return None;
-    }
-    if !raw_private {
-        return Some("encoded-private-path");
-    }
-    match check_private_shape(&decoded, (!query.is_empty()).then_some(query)) {
-        Ok(()) => None,
-        Err(ShapeError::Query) => Some("private-query"),
-        Err(ShapeError::NestedPrefix) => Some("nested-grant-prefix"),
-        Err(ShapeError::DotSegment) => Some("dot-segment"),
-    }
-}
-
-fn cases() -> Vec<(String, String)> {
-    let sizes = ["", "300x300/", "x200/", "640x/", "photos/", "a/b/", "x/"];
-    let keys = [
-        "private/galleries/demo/a.jpg",
-        "private/x.jpg",
-        "photos/private/a.jpg",
-        "photos/cat.jpg",
-        "privatex/a.jpg",
-        "private",
-        "uploads/alice/a.jpg",
-        "private/galleries/demo/private/galleries/other/a.jpg",
-        "private/galleries/demo/uploads/bob/a.jpg",
-        "private/uploads/x.jpg",
-        "a private/x.jpg",
-        "xprivate/galleries/a/private/b.jpg",
-        "uuploads/a/private/b.jpg",
-    ];
-    let spellings: [fn(&str) -> String; 4] = [
-        |k| k.to_owned(),
-        |k| k.replacen("private", "%70rivate", 1),
-        |k| k.replacen("private/", "private%2F", 1),
-        |k| k.replace('r', "%72").replace(' ', "%20"),
-    ];
-    let queries =
-        ["", "Expires=1&Signature=x&Key-Pair-Id=K", "x=private/galleries/mine/", "Policy=p"];
-    let mut out = Vec::new();
-    for size in sizes {
-        for key in keys {
-            for spell in spellings {
-                for query in queries {
-                    out.push((format!("/{}", spell(&format!("{size}{key}"))), query.to_owned()));
-                }
-            }
-        }
-    }
-    out
-}
-
-#[test]
-fn the_cloudfront_path_guard_decides_as_the_rust_rules() {
-    let template = template();
-    let code = resource(&template, "PathGuardFunction")["Properties"]["FunctionCode"]
-        .as_str()
-        .expect("inline FunctionCode")
-        .to_owned();
-    // The event shape CloudFront Functions pass (querystring: name -> {value}); the
-    // answer: null when the request goes on, else the refusal's x-refusal header.
-    let harness = r#"
-const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
-const answers = cases.map(([uri, query]) => {
-  const querystring = {};
-  for (const pair of query.split('&').filter(Boolean)) {
-    const [name, value = ''] = pair.split('=');
-    querystring[name] = { value };
-  }
-  const result = handler({ version: '1.0', context: {}, viewer: { ip: '203.0.113.7' },
-    request: { method: 'GET', uri, querystring, headers: {}, cookies: {} } });
-  if (result.uri === uri) return null;
-  if (result.statusCode !== 403) throw new Error('unexpected answer for ' + uri);
-  return result.headers['x-refusal'].value;
-});
-process.stdout.write(JSON.stringify(answers));
-"#;
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("path-guard.js");
-    std::fs::write(&script, format!("{code}\n{harness}")).unwrap();
-    let cases = cases();
-    let mut child = std::process::Command::new("node")
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node runs (the machine's Node.js)");
-    std::io::Write::write_all(
-        child.stdin.as_mut().unwrap(),
-        serde_json::to_string(&cases).unwrap().as_bytes(),
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "node: {}", String::from_utf8_lossy(&out.stderr));
-    let answers: Vec<Option<String>> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(answers.len(), cases.len());
-    let mut refused = 0;
-    for ((uri, query), answer) in cases.iter().zip(&answers) {
-        assert_eq!(answer.as_deref(), expected(uri, query), "{uri}?{query}");
-        refused += usize::from(answer.is_some());
-    }
-    // Both kinds of answer occur, so agreement is not vacuous.
-    assert!(refused > 0 && refused < cases.len(), "{refused} of {}", cases.len());
-}
-
-#[test]
-fn the_bucket_is_encrypted_versioned_cleaned_up_and_open_only_to_the_secret_referer() {
-    let template = template();
-    let bucket = &resource(&template, "ImagesBucket")["Properties"];
-    assert_eq!(bucket["BucketName"], json!({"!Ref": "BucketName"}));
-    let sse = &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
-    assert_eq!(sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"], "AES256");
-    assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
-    let rules = bucket["LifecycleConfiguration"]["Rules"].as_array().unwrap();
-    assert!(rules.iter().any(|r| r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1));
-    let cors = &bucket["CorsConfiguration"]["CorsRules"][0];
-    assert_eq!(cors["AllowedOrigins"], json!({"!Ref": "UploadCorsOrigins"}));
-    assert_eq!(cors["ExposedHeaders"], json!(["ETag"]));
+fn redirect_mode_serves_the_website_endpoint_to_the_secret_referer_with_list_so_misses_are_404() {
+    let template = read(DeliveryMode::Redirect, &[]);
+    let bucket = resource(&template, "ImagesBucket")["Properties"].clone();
+    assert!(bucket["WebsiteConfiguration"].is_object());
     let block = &bucket["PublicAccessBlockConfiguration"];
     assert_eq!(
         (&block["BlockPublicAcls"], &block["IgnorePublicAcls"]),
         (&json!(true), &json!(true))
     );
-
-    // The one public grant: GetObject for requests with the Referer CloudFront adds.
-    let policy = &resource(&template, "ImagesBucketPolicy")["Properties"]["PolicyDocument"];
-    let statements = policy["Statement"].as_array().unwrap();
-    assert_eq!(statements.len(), 1);
-    assert_eq!(statements[0]["Action"], "s3:GetObject");
     let secret = json!({"!Ref": "OriginVerifySecret"});
-    assert_eq!(statements[0]["Condition"]["StringEquals"]["aws:Referer"], secret);
+    let grants: BTreeSet<String> = bucket_statements(&template)
+        .iter()
+        .map(|s| {
+            assert_eq!(s["Principal"], "*");
+            assert_eq!(s["Condition"]["StringEquals"]["aws:Referer"], secret);
+            format!("{} {}", s["Action"].as_str().unwrap(), s["Resource"]["!Sub"].as_str().unwrap())
+        })
+        .collect();
+    let bucket_arn = "arn:${AWS::Partition}:s3:::${BucketName}";
+    assert_eq!(
+        grants,
+        BTreeSet::from([
+            format!("s3:GetObject {bucket_arn}/*"),
+            format!("s3:ListBucket {bucket_arn}"),
+        ])
+    );
     let config = &resource(&template, "Distribution")["Properties"]["DistributionConfig"];
     let website = config["Origins"].as_array().unwrap().iter().find(|o| o["Id"] == "website");
     let header = &website.expect("a website origin")["OriginCustomHeaders"][0];
@@ -265,51 +109,236 @@ fn the_bucket_is_encrypted_versioned_cleaned_up_and_open_only_to_the_secret_refe
 }
 
 #[test]
-fn resize_and_api_go_uncached_to_the_http_api_and_only_the_signer_needs_a_jwt() {
-    const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
-    const ALL_VIEWER_EXCEPT_HOST: &str = "b689b0a8-53d0-40ab-baf2-68738e2966ac";
-    let template = template();
-    let config = &resource(&template, "Distribution")["Properties"]["DistributionConfig"];
-    for pattern in ["/resize*", "/api/*"] {
-        let behaviour = config["CacheBehaviors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["PathPattern"] == pattern)
-            .unwrap_or_else(|| panic!("no {pattern} behaviour"));
-        assert_eq!(behaviour["TargetOriginId"], "api", "{pattern}");
-        assert_eq!(behaviour["CachePolicyId"], CACHING_DISABLED, "{pattern}");
-        assert_eq!(behaviour["OriginRequestPolicyId"], ALL_VIEWER_EXCEPT_HOST, "{pattern}");
+fn failover_mode_keeps_the_bucket_private_behind_origin_access_control() {
+    let template = read(DeliveryMode::Failover, &[]);
+    let bucket = resource(&template, "ImagesBucket")["Properties"].clone();
+    assert!(bucket.get("WebsiteConfiguration").is_none(), "no website hosting");
+    for setting in
+        ["BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"]
+    {
+        assert_eq!(bucket["PublicAccessBlockConfiguration"][setting], true, "{setting}");
     }
-    // The bucket's cache policy leaves TTLs to the origin's Cache-Control.
-    let images = &resource(&template, "ImagesCachePolicy")["Properties"]["CachePolicyConfig"];
-    assert_eq!(images["MinTTL"], 0);
+    let distribution_arn =
+        "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${Distribution}";
+    let mut actions = BTreeSet::new();
+    for s in bucket_statements(&template) {
+        assert_eq!(s["Principal"], json!({"Service": "cloudfront.amazonaws.com"}));
+        assert_eq!(s["Condition"]["StringEquals"]["AWS:SourceArn"]["!Sub"], distribution_arn);
+        assert!(s["Condition"].get("aws:Referer").is_none());
+        actions.insert(s["Action"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(actions, BTreeSet::from(["s3:GetObject".into(), "s3:ListBucket".into()]));
 
-    let routes: Vec<&Value> = template["Resources"]
-        .as_object()
-        .unwrap()
-        .values()
-        .filter(|r| r["Type"] == "AWS::ApiGatewayV2::Route")
-        .map(|r| &r["Properties"])
-        .collect();
-    let auth = |key: &str| {
-        let route = routes.iter().find(|r| r["RouteKey"] == key).expect("route");
-        route["AuthorizationType"].as_str().unwrap().to_owned()
-    };
-    assert_eq!(auth("GET /resize"), "NONE");
-    assert_eq!(auth("HEAD /resize"), "NONE");
-    assert_eq!(auth("ANY /api/{proxy+}"), "JWT");
-    let jwt = &resource(&template, "JwtAuthorizer")["Properties"]["JwtConfiguration"];
-    assert_eq!(jwt["Issuer"], json!({"!Ref": "JwtIssuer"}));
-    assert_eq!(jwt["Audience"], json!({"!Ref": "JwtAudience"}));
+    let config = &resource(&template, "Distribution")["Properties"]["DistributionConfig"];
+    let origins = config["Origins"].as_array().unwrap();
+    let ids: BTreeSet<&str> = origins.iter().map(|o| o["Id"].as_str().unwrap()).collect();
+    assert_eq!(ids, BTreeSet::from(["bucket", "resizer", "api"]));
+    let bucket_origin = origins.iter().find(|o| o["Id"] == "bucket").unwrap();
+    assert_eq!(
+        bucket_origin["OriginAccessControlId"],
+        json!({"!Ref": "BucketOriginAccessControl"})
+    );
+    assert!(bucket_origin.get("OriginCustomHeaders").is_none(), "no Referer secret");
+    let resizer = origins.iter().find(|o| o["Id"] == "resizer").unwrap();
+    assert_eq!(resizer["OriginAccessControlId"], json!({"!Ref": "ResizerOriginAccessControl"}));
+    let group = &config["OriginGroups"]["Items"][0];
+    assert_eq!(group["FailoverCriteria"]["StatusCodes"]["Items"], json!([403, 404]));
+    assert_eq!(group["Members"]["Items"], json!([{"OriginId": "bucket"}, {"OriginId": "resizer"}]));
+    for (oac, kind) in
+        [("BucketOriginAccessControl", "s3"), ("ResizerOriginAccessControl", "lambda")]
+    {
+        let config = &resource(&template, oac)["Properties"]["OriginAccessControlConfig"];
+        assert_eq!(config["OriginAccessControlOriginType"], kind);
+        assert_eq!(config["SigningBehavior"], "always");
+    }
+
+    // The function URL takes IAM auth, and CloudFront's service principal both grants Lambda
+    // asks of function URLs made since October 2025, scoped to this distribution.
+    let url = resource(&template, "ResizerFunctionUrl")["Properties"].clone();
+    assert_eq!(url["AuthType"], "AWS_IAM");
+    let mut granted = BTreeSet::new();
+    for name in ["ResizerUrlInvokeUrlPermission", "ResizerUrlInvokeFunctionPermission"] {
+        let p = resource(&template, name)["Properties"].clone();
+        assert_eq!(p["Principal"], "cloudfront.amazonaws.com");
+        assert_eq!(p["SourceArn"]["!Sub"], distribution_arn);
+        match p["Action"].as_str().unwrap() {
+            "lambda:InvokeFunctionUrl" => assert_eq!(p["FunctionUrlAuthType"], "AWS_IAM"),
+            "lambda:InvokeFunction" => assert_eq!(p["InvokedViaFunctionUrl"], true),
+            other => panic!("{other}"),
+        }
+        granted.insert(p["Action"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(granted.len(), 2);
+    // No resize route on the API, no website origin.
+    assert!(absent(&template, "ResizeGetRoute") && absent(&template, "ResizerIntegration"));
 }
 
 #[test]
-fn the_signer_may_write_only_uploads_read_only_what_it_hands_out_and_its_secret() {
-    let template = template();
-    let policies = &resource(&template, "SignerFunction")["Properties"]["Policies"];
+fn redirect_mode_has_no_function_url_origin_group_or_origin_access_control() {
+    let template = read(DeliveryMode::Redirect, &[]);
+    for name in [
+        "ResizerFunctionUrl",
+        "ResizerUrlInvokeUrlPermission",
+        "ResizerUrlInvokeFunctionPermission",
+        "BucketOriginAccessControl",
+        "ResizerOriginAccessControl",
+    ] {
+        assert!(absent(&template, name), "{name}");
+    }
+    let config = &resource(&template, "Distribution")["Properties"]["DistributionConfig"];
+    assert!(config.get("OriginGroups").is_none());
+}
+
+#[test]
+fn the_bucket_is_encrypted_versioned_cleaned_up_and_takes_browser_uploads() {
+    for mode in e2e::MODES {
+        let bucket = resource(&read(mode, &[]), "ImagesBucket")["Properties"].clone();
+        assert_eq!(bucket["BucketName"], json!({"!Ref": "BucketName"}));
+        let sse = &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
+        assert_eq!(sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"], "AES256");
+        assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
+        let rules = bucket["LifecycleConfiguration"]["Rules"].as_array().unwrap();
+        assert!(rules
+            .iter()
+            .any(|r| r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1));
+        let cors = &bucket["CorsConfiguration"]["CorsRules"][0];
+        assert_eq!(cors["AllowedOrigins"], json!({"!Ref": "UploadCorsOrigins"}));
+        assert_eq!(cors["ExposedHeaders"], json!(["ETag"]));
+        // The headers the signer signs into presigned PUTs, which browsers must send.
+        for header in [
+            "content-type",
+            "if-none-match",
+            "cache-control",
+            "content-disposition",
+            "content-encoding",
+        ] {
+            assert!(
+                cors["AllowedHeaders"].as_array().unwrap().contains(&json!(header)),
+                "{header}"
+            );
+        }
+    }
+}
+
+/// A minimal renderer for the intrinsics in the resizer's write grant: `Fn::Sub` (both
+/// forms), `Fn::Select`, `Fn::Split`, with the given parameter values.
+fn render(value: &Value, params: &HashMap<&str, &str>) -> Value {
+    let sub = |text: &str, vars: &HashMap<String, String>| {
+        let mut out = text.to_owned();
+        for (k, v) in vars {
+            out = out.replace(&format!("${{{k}}}"), v);
+        }
+        for (k, v) in params {
+            out = out.replace(&format!("${{{k}}}"), v);
+        }
+        assert!(!out.contains("${"), "unrendered {out}");
+        out
+    };
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(|v| render(v, params)).collect()),
+        Value::String(s) => Value::String(s.clone()),
+        Value::Object(map) if map.len() == 1 => {
+            let (name, arg) = map.iter().next().unwrap();
+            match name.as_str() {
+                "!Sub" => match arg {
+                    Value::String(text) => json!(sub(text, &HashMap::new())),
+                    Value::Array(parts) => {
+                        let vars: HashMap<String, String> = parts[1]
+                            .as_object()
+                            .unwrap()
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.clone(), render(v, params).as_str().unwrap().to_owned())
+                            })
+                            .collect();
+                        json!(sub(parts[0].as_str().unwrap(), &vars))
+                    }
+                    other => panic!("Sub {other}"),
+                },
+                "!Split" => {
+                    let delimiter = arg[0].as_str().unwrap();
+                    let text = render(&arg[1], params);
+                    json!(text.as_str().unwrap().split(delimiter).collect::<Vec<_>>())
+                }
+                "!Select" => {
+                    let index = arg[0].as_u64().unwrap() as usize;
+                    render(&arg[1], params)[index].clone()
+                }
+                other => panic!("cannot render {other}"),
+            }
+        }
+        other => panic!("cannot render {other}"),
+    }
+}
+
+/// The S3 object keys `arns` let a role write, as IAM matches them.
+fn writable(arns: &[String], key: &str) -> bool {
+    arns.iter().any(|arn| wildcard_match(arn, &format!("arn:aws:s3:::images/{key}")))
+}
+
+fn statements(template: &Template, function: &str) -> Vec<Value> {
+    resource(template, function)["Properties"]["Policies"][0]["Statement"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn the_resizer_reads_anything_and_creates_only_derivatives_of_the_allowed_sizes() {
+    for (sizes, allowed, refused) in [
+        (
+            "200x200,300x300,320x,640x,1024x,1280x",
+            vec!["300x300/photos/cat.jpg", "640x/a/b.png", "1280x/x.jpg"],
+            vec![
+                "photos/cat.jpg",
+                "300x301/a.jpg",
+                "300x3000/a.jpg",
+                "640x640/a.jpg",
+                "x640/a.jpg",
+            ],
+        ),
+        ("x200", vec!["x200/a.jpg"], vec!["200x200/a.jpg", "a.jpg"]),
+        // Empty: any size, so any key; writes stay create-only.
+        ("", vec!["300x300/a.jpg", "photos/a.jpg"], vec![]),
+    ] {
+        let template = read(DeliveryMode::Redirect, &[("AllowedResolutions", sizes)]);
+        let statements = statements(&template, "ResizerFunction");
+        let mut actions = BTreeSet::new();
+        for s in &statements {
+            assert_eq!(s["Effect"], "Allow");
+            actions.insert(s["Action"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(actions, BTreeSet::from(["s3:GetObject".into(), "s3:PutObject".into()]));
+        let read_grant = statements.iter().find(|s| s["Action"] == "s3:GetObject").unwrap();
+        assert_eq!(read_grant["Resource"]["!Sub"], "arn:${AWS::Partition}:s3:::${BucketName}/*");
+        let write = statements.iter().find(|s| s["Action"] == "s3:PutObject").unwrap();
+        // Only with If-None-Match: * (IAM's Null condition: the key must be present).
+        assert_eq!(write["Condition"], json!({"Null": {"s3:if-none-match": "false"}}));
+        let params = HashMap::from([
+            ("AWS::Partition", "aws"),
+            ("BucketName", "images"),
+            ("AllowedResolutions", sizes),
+        ]);
+        let rendered = render(&write["Resource"], &params);
+        let arns: Vec<String> = match rendered {
+            Value::Array(items) => items.iter().map(|v| v.as_str().unwrap().to_owned()).collect(),
+            Value::String(one) => vec![one],
+            other => panic!("{other}"),
+        };
+        for key in allowed {
+            assert!(writable(&arns, key), "{sizes:?}: {key} should be writable: {arns:?}");
+        }
+        for key in refused {
+            assert!(!writable(&arns, key), "{sizes:?}: {key} should not be writable: {arns:?}");
+        }
+    }
+}
+
+#[test]
+fn the_signer_creates_only_new_uploads_reads_only_what_it_hands_out_and_its_secret() {
+    let template = read(DeliveryMode::Redirect, &[]);
     let mut grants = BTreeSet::new();
-    for statement in policies[0]["Statement"].as_array().unwrap() {
+    for statement in statements(&template, "SignerFunction") {
         assert_eq!(statement["Effect"], "Allow");
         let list = |v: &Value| match v {
             Value::Array(items) => items.clone(),
@@ -318,8 +347,10 @@ fn the_signer_may_write_only_uploads_read_only_what_it_hands_out_and_its_secret(
         for action in list(&statement["Action"]) {
             for resource in list(&statement["Resource"]) {
                 let resource = resource.get("!Sub").or(resource.get("!Ref")).unwrap().clone();
+                let condition =
+                    statement.get("Condition").map(Value::to_string).unwrap_or_default();
                 grants.insert(format!(
-                    "{} {}",
+                    "{} {} {condition}",
                     action.as_str().unwrap(),
                     resource.as_str().unwrap()
                 ));
@@ -328,28 +359,88 @@ fn the_signer_may_write_only_uploads_read_only_what_it_hands_out_and_its_secret(
     }
     let objects = "arn:${AWS::Partition}:s3:::${BucketName}";
     let expected: BTreeSet<String> = [
-        format!("s3:PutObject {objects}/uploads/*"),
-        format!("s3:AbortMultipartUpload {objects}/uploads/*"),
-        format!("s3:GetObject {objects}/uploads/*"),
-        format!("s3:GetObject {objects}/private/galleries/*"),
-        "secretsmanager:GetSecretValue CloudFrontPrivateKeySecretArn".to_owned(),
+        format!(r#"s3:PutObject {objects}/uploads/* {{"Null":{{"s3:if-none-match":"false"}}}}"#),
+        format!(r#"s3:PutObject {objects}/uploads/* {{"Bool":{{"s3:ObjectCreationOperation":"false"}}}}"#),
+        format!("s3:AbortMultipartUpload {objects}/uploads/* "),
+        format!("s3:GetObject {objects}/uploads/* "),
+        format!("s3:GetObject {objects}/private/galleries/* "),
+        "secretsmanager:GetSecretValue CloudFrontPrivateKeySecretArn ".to_owned(),
     ]
     .into();
     assert_eq!(grants, expected);
 }
 
 #[test]
-fn the_stack_outputs_the_site_the_distribution_and_the_api() {
-    let template = template();
-    for output in ["SiteUrl", "WebsiteEndpoint", "DistributionDomainName", "ApiUrl"] {
-        assert!(template["Outputs"][output]["Value"].is_object(), "no output {output}");
+fn the_api_routes_are_the_modes_and_only_the_signer_needs_a_jwt() {
+    for mode in e2e::MODES {
+        let template = read(mode, &[]);
+        let mut routes = BTreeSet::new();
+        for (_, route) in template.resources_of("AWS::ApiGatewayV2::Route").unwrap() {
+            let p = &route["Properties"];
+            routes.insert(format!(
+                "{} {}",
+                p["RouteKey"].as_str().unwrap(),
+                p["AuthorizationType"].as_str().unwrap()
+            ));
+        }
+        let mut expected = BTreeSet::from(["ANY /api/{proxy+} JWT".to_owned()]);
+        if mode == DeliveryMode::Redirect {
+            expected.insert("GET /resize/{proxy+} NONE".into());
+            expected.insert("HEAD /resize/{proxy+} NONE".into());
+        }
+        assert_eq!(routes, expected, "{mode}");
+        let jwt = &resource(&template, "JwtAuthorizer")["Properties"]["JwtConfiguration"];
+        assert_eq!(jwt["Issuer"], json!({"!Ref": "JwtIssuer"}));
+        assert_eq!(jwt["Audience"], json!({"!Ref": "JwtAudience"}));
+        // Both functions are told the mode and the secret CloudFront adds to the API origin.
+        for function in ["ResizerFunction", "SignerFunction"] {
+            let env = &resource(&template, function)["Properties"]["Environment"]["Variables"];
+            assert_eq!(env["DELIVERY_MODE"], json!({"!Ref": "DeliveryMode"}), "{function}");
+            assert_eq!(env["ORIGIN_VERIFY_SECRET"], json!({"!Ref": "OriginVerifySecret"}));
+            assert_eq!(env["REDIRECT_KEY_ENCODING"], json!({"!Ref": "RedirectKeyEncoding"}));
+        }
+        let config = &resource(&template, "Distribution")["Properties"]["DistributionConfig"];
+        let api = config["Origins"].as_array().unwrap().iter().find(|o| o["Id"] == "api").unwrap();
+        let header = &api["OriginCustomHeaders"][0];
+        assert_eq!(header["HeaderName"], "x-origin-verify");
+        assert_eq!(header["HeaderValue"], json!({"!Ref": "OriginVerifySecret"}));
     }
-    for (function, group) in
-        [("ResizerFunction", "ResizerLogGroup"), ("SignerFunction", "SignerLogGroup")]
-    {
-        let logging = &resource(&template, function)["Properties"]["LoggingConfig"];
-        assert_eq!(logging["LogGroup"], json!({"!Ref": group}));
-        let retention = &resource(&template, group)["Properties"]["RetentionInDays"];
-        assert_eq!(retention, &json!({"!Ref": "LogRetentionDays"}));
+}
+
+#[test]
+fn the_stack_outputs_what_each_mode_has_and_keeps_its_logs() {
+    for (mode, present, missing) in [
+        (DeliveryMode::Redirect, "WebsiteEndpoint", "ResizerFunctionUrl"),
+        (DeliveryMode::Failover, "ResizerFunctionUrl", "WebsiteEndpoint"),
+    ] {
+        let outputs = crate::template::outputs(mode);
+        for output in ["SiteUrl", "DeliveryMode", "DistributionDomainName", "ApiUrl", present] {
+            assert!(outputs.contains(output), "{mode}: no output {output}");
+        }
+        assert!(!outputs.contains(missing), "{mode}: {missing}");
+        let template = read(mode, &[]);
+        for (function, group) in
+            [("ResizerFunction", "ResizerLogGroup"), ("SignerFunction", "SignerLogGroup")]
+        {
+            let logging = &resource(&template, function)["Properties"]["LoggingConfig"];
+            assert_eq!(logging["LogGroup"], json!({"!Ref": group}));
+            let retention = &resource(&template, group)["Properties"]["RetentionInDays"];
+            assert_eq!(retention, &json!({"!Ref": "LogRetentionDays"}));
+        }
     }
+}
+
+/// The outputs that exist in `mode` (an output's Condition decides).
+fn outputs(mode: DeliveryMode) -> BTreeSet<String> {
+    let template = read(mode, &[]);
+    let raw = devserver::cloudformation::yaml_to_json(TEMPLATE).unwrap();
+    raw["Outputs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, o)| {
+            o.get("Condition").and_then(Value::as_str).is_none_or(|c| template.is(c).unwrap())
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
 }

@@ -1,0 +1,373 @@
+//! The devserver's edge against template.yaml's distribution, in both delivery modes: the
+//! CloudFront Functions' JavaScript (run in Node and in njs, the engine family of
+//! CloudFront's runtime) decides as the edge's Rust twins do; a corpus of paths picks the
+//! same behaviour (pattern, origin, signature, function) in the edge as in an independent
+//! reading of the template; a behaviour the devserver cannot emulate stops it; and the
+//! cache policy keeps S3's redirect out of the cache.
+
+use std::process::Stdio;
+
+use devserver::cloudformation::TEMPLATE;
+use devserver::edge::distribution::Distribution;
+use devserver::edge::functions::path_guard;
+use devserver::edge::normalise;
+use e2e::{DeliveryMode, Stack, MODES};
+use keyspace::PrivatePaths;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::template::{read, resource};
+
+/// The inline code of a CloudFront Function of the template.
+fn function_code(name: &str) -> String {
+    let template = read(DeliveryMode::Redirect, &[]);
+    resource(&template, name)["Properties"]["FunctionCode"]
+        .as_str()
+        .expect("inline FunctionCode")
+        .to_owned()
+}
+
+/// Runs `code` plus `harness` (which prints one JSON value per line: njs cuts long lines)
+/// under `engine` (`node` or `njs`), the cases written into the script.
+fn run_js(engine: &str, code: &str, cases: &Value, harness: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("function.js");
+    std::fs::write(&script, format!("{code}\nvar cases = {cases};\n{harness}\n")).unwrap();
+    let out = std::process::Command::new(engine)
+        .arg(&script)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{engine} runs (scripts/setup installs it): {e}"));
+    assert!(
+        out.status.success(),
+        "{engine}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let answers: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{engine}: {line}: {e}")))
+        .collect();
+    Value::Array(answers)
+}
+
+/// Paths and queries for the path guard: every prefix a request can have (sizes, the
+/// resizer's route, the API), keys private, public and tricky, spelt plainly, encoded,
+/// and with dot or empty segments.
+fn guard_cases() -> Vec<(String, String)> {
+    let prefixes =
+        ["", "300x300/", "x200/", "640x/", "photos/", "a/b/", "x/", "resize/300x300/", "resize/"];
+    let keys = [
+        "private/galleries/demo/a.jpg",
+        "private/x.jpg",
+        "photos/private/a.jpg",
+        "photos/cat.jpg",
+        "privatex/a.jpg",
+        "private",
+        "uploads/alice/a.jpg",
+        "photos/uploads/a.jpg",
+        "private/galleries/demo/private/galleries/other/a.jpg",
+        "private/galleries/demo/uploads/bob/a.jpg",
+        "private/uploads/x.jpg",
+        "a private/x.jpg",
+        "xprivate/galleries/a/private/b.jpg",
+        "uuploads/a/private/b.jpg",
+        "private/galleries/demo/../other/a.jpg",
+        "private/galleries/demo/./a.jpg",
+        "private/galleries//a.jpg",
+        "uploads/alice/%2E%2E/bob/a.jpg",
+        "private/%zz.jpg",
+    ];
+    let spellings: [fn(&str) -> String; 4] = [
+        |k| k.to_owned(),
+        |k| k.replacen("private", "%70rivate", 1),
+        |k| k.replacen("private/", "private%2F", 1),
+        |k| k.replace('r', "%72").replace(' ', "%20"),
+    ];
+    let queries =
+        ["", "Expires=1&Signature=x&Key-Pair-Id=K", "x=private/galleries/mine/", "Policy=p"];
+    let mut out = Vec::new();
+    for prefix in prefixes {
+        for key in keys {
+            for spell in spellings {
+                for query in queries {
+                    out.push((format!("/{}", spell(&format!("{prefix}{key}"))), query.to_owned()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Builds CloudFront's viewer-request event for each case, calls `handler`, and prints
+/// `null` (the request goes on) or the refusal's `x-refusal`.
+const GUARD_HARNESS: &str = r#"
+var answers = cases.map(function (c) {
+  var querystring = {};
+  c[1].split('&').filter(function (p) { return p.length > 0; }).forEach(function (pair) {
+    var eq = pair.indexOf('=');
+    var name = eq < 0 ? pair : pair.substring(0, eq);
+    querystring[name] = { value: eq < 0 ? '' : pair.substring(eq + 1) };
+  });
+  var result = handler({ version: '1.0', context: {}, viewer: { ip: '203.0.113.7' },
+    request: { method: 'GET', uri: c[0], querystring: querystring, headers: {}, cookies: {} } });
+  if (result.uri === c[0]) { return null; }
+  if (result.statusCode !== 403) { throw new Error('unexpected answer for ' + c[0]); }
+  return result.headers['x-refusal'].value;
+});
+answers.forEach(function (a) { console.log(JSON.stringify(a)); });
+"#;
+
+#[test]
+fn the_path_guard_decides_in_node_and_njs_as_the_edges_twin() {
+    let code = function_code("PathGuardFunction");
+    let cases = guard_cases();
+    let expected: Vec<Option<&str>> = cases
+        .iter()
+        .map(|(uri, query)| {
+            let names: Vec<&str> = query
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| p.split_once('=').map_or(p, |(n, _)| n))
+                .collect();
+            path_guard(uri, &names)
+        })
+        .collect();
+    for engine in ["node", "njs"] {
+        let answers = run_js(engine, &code, &json!(cases), GUARD_HARNESS);
+        let answers: Vec<Option<String>> = serde_json::from_value(answers).unwrap();
+        assert_eq!(answers.len(), cases.len());
+        for (((uri, query), answer), want) in cases.iter().zip(&answers).zip(&expected) {
+            assert_eq!(answer.as_deref(), *want, "{engine}: {uri}?{query}");
+        }
+    }
+    // Every kind of answer occurs, so the agreement is not vacuous.
+    for reason in [
+        None,
+        Some("private-query"),
+        Some("encoded-private-path"),
+        Some("dot-segment"),
+        Some("nested-grant-prefix"),
+        Some("malformed-path"),
+    ] {
+        assert!(expected.contains(&reason), "no case gives {reason:?}");
+    }
+}
+
+#[test]
+fn the_viewer_address_function_replaces_whatever_address_the_viewer_sent() {
+    let code = function_code("ViewerAddressFunction");
+    let cases = json!([["203.0.113.7", "198.51.100.1"], ["2001:db8::1", ""]]);
+    let harness = r#"
+var answers = cases.map(function (c) {
+  var headers = c[1] ? { 'x-viewer-address': { value: c[1] } } : {};
+  var result = handler({ version: '1.0', context: {}, viewer: { ip: c[0] },
+    request: { method: 'POST', uri: '/api/sign-url', querystring: {}, headers: headers, cookies: {} } });
+  return result.headers['x-viewer-address'].value;
+});
+answers.forEach(function (a) { console.log(JSON.stringify(a)); });
+"#;
+    for engine in ["node", "njs"] {
+        let answers = run_js(engine, &code, &cases, harness);
+        assert_eq!(answers, json!(["203.0.113.7", "2001:db8::1"]), "{engine}");
+    }
+    let twin = devserver::edge::functions::twin("ViewerAddressFunction").unwrap();
+    let mut req = devserver::edge::functions::ViewerRequest {
+        uri: "/api/sign-url".into(),
+        querystring: vec![],
+        added_headers: vec![],
+        viewer_ip: "203.0.113.7".parse().unwrap(),
+    };
+    assert!(twin(&mut req).is_none());
+    assert_eq!(req.added_headers, vec![("x-viewer-address".to_owned(), "203.0.113.7".to_owned())]);
+}
+
+/// What a behaviour means for a request: its pattern, target, whether it is signed and its
+/// viewer-request function.
+type Decision = (String, String, bool, Option<String>);
+
+/// The behaviour CloudFront picks, read straight from the template's JSON for `mode`: the
+/// patterns turned into anchored regular expressions, tried in order, the default last.
+fn template_decision(mode: DeliveryMode, normalised: &str) -> Decision {
+    let template = read(mode, &[]);
+    let config = &resource(&template, "Distribution")["Properties"]["DistributionConfig"];
+    let decide = |b: &Value, pattern: String| -> Decision {
+        let function = b["FunctionAssociations"][0]["FunctionARN"]["!GetAtt"]
+            .as_str()
+            .map(|s| s.split('.').next().unwrap().to_owned());
+        (
+            pattern,
+            b["TargetOriginId"].as_str().unwrap().to_owned(),
+            b.get("TrustedKeyGroups").is_some(),
+            function,
+        )
+    };
+    let path = normalised.trim_start_matches('/');
+    for b in config["CacheBehaviors"].as_array().unwrap() {
+        let pattern = b["PathPattern"].as_str().unwrap().trim_start_matches('/').to_owned();
+        let mut re = String::from("^");
+        for c in pattern.chars() {
+            match c {
+                '*' => re.push_str(".*"),
+                '?' => re.push('.'),
+                c => re.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        re.push('$');
+        if regex::Regex::new(&re).unwrap().is_match(path) {
+            return decide(b, pattern);
+        }
+    }
+    decide(&config["DefaultCacheBehavior"], "*".to_owned())
+}
+
+#[test]
+fn the_edge_picks_the_behaviour_the_template_describes_for_every_path() {
+    let paths = [
+        "/",
+        "/index.html",
+        "/pages/gallery.html",
+        "/samples/seeding.jpg",
+        "/300x300/samples/seeding.jpg",
+        "/300x300/private/galleries/demo/a.jpg",
+        "/private/galleries/demo/a.jpg",
+        "/photos/private/a.jpg",
+        "/uploads/alice/a.jpg",
+        "/640x/uploads/alice/a.jpg",
+        "/resize/300x300/samples/a.jpg",
+        "/resize/300x300/private/galleries/demo/a.jpg",
+        "/resize/640x/uploads/alice/a.jpg",
+        "/resize/private/a.jpg",
+        "/resized/photo.jpg",
+        "/resize",
+        "/resizer.jpg",
+        "/api/sign-cookies",
+        "/api/x/private/y",
+        "/apis/a.jpg",
+        "/photos/../private/a.jpg",
+        "/%70rivate/a.jpg",
+        "/private%2Fa.jpg",
+        "//private/a.jpg",
+        "/resize/300x300/./private/a.jpg",
+        "/a/b/c/uploads/d.jpg",
+        "/x/private",
+        "/privateer/a.jpg",
+    ];
+    for mode in MODES {
+        let template = read(mode, &[]);
+        let distribution = Distribution::read(&template, "Distribution").unwrap();
+        let listed = resource(&template, "Distribution")["Properties"]["DistributionConfig"]
+            ["CacheBehaviors"]
+            .as_array()
+            .unwrap()
+            .len();
+        // Every behaviour of the template is in the edge, and no other.
+        assert_eq!(distribution.behaviours.len(), listed + 1, "{mode}");
+        for path in paths {
+            let normalised = normalise(path);
+            let b = distribution.behaviour_for(&normalised);
+            let ours: Decision =
+                (b.pattern.clone(), b.target.clone(), b.signed, b.viewer_request.clone());
+            assert_eq!(ours, template_decision(mode, &normalised), "{mode}: {path}");
+        }
+    }
+}
+
+#[test]
+fn signed_behaviours_are_the_private_paths_and_every_image_and_resize_behaviour_is_guarded() {
+    for mode in MODES {
+        let template = read(mode, &[]);
+        let distribution = Distribution::read(&template, "Distribution").unwrap();
+        let private = PrivatePaths::default_patterns();
+        let mut signed: Vec<String> = Vec::new();
+        for b in &distribution.behaviours {
+            let function = b.viewer_request.as_deref();
+            if b.target == "api" && b.pattern == "api/*" {
+                assert_eq!(function, Some("ViewerAddressFunction"));
+                assert!(!b.signed);
+                continue;
+            }
+            assert_eq!(function, Some("PathGuardFunction"), "{mode}: {}", b.pattern);
+            if b.signed {
+                signed.push(b.pattern.clone());
+            }
+        }
+        let mut expected: Vec<String> = Vec::new();
+        if mode == DeliveryMode::Redirect {
+            expected.extend(["resize/*/private/*".into(), "resize/*/uploads/*".into()]);
+        }
+        expected.extend(private.patterns().iter().cloned());
+        assert_eq!(signed, expected, "{mode}");
+        // The resizer reads the same patterns.
+        assert_eq!(
+            private.patterns(),
+            resizer::Config::from_lookup(|k| (k == "BUCKET").then(|| "b".into()))
+                .unwrap()
+                .private_paths
+                .patterns()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_behaviour_the_devserver_cannot_emulate_stops_it_at_start() {
+    // A behaviour with a function the edge has no twin of.
+    let unknown_function = TEMPLATE.replace(
+        "FunctionARN: !GetAtt ViewerAddressFunction.FunctionMetadata.FunctionARN",
+        "FunctionARN: !GetAtt NewFunction.FunctionMetadata.FunctionARN",
+    );
+    let unknown_function = unknown_function.replace(
+        "  Distribution:\n    Type: AWS::CloudFront::Distribution",
+        "  NewFunction:\n    Type: AWS::CloudFront::Function\n    Properties:\n      FunctionCode: \"function handler(e) { return e.request; }\"\n\n  Distribution:\n    Type: AWS::CloudFront::Distribution",
+    );
+    // A Lambda@Edge association.
+    let lambda_edge = TEMPLATE.replacen(
+        "          FunctionAssociations:\n            - EventType: viewer-request\n              FunctionARN: !GetAtt PathGuardFunction.FunctionMetadata.FunctionARN\n        CacheBehaviors:",
+        "          LambdaFunctionAssociations:\n            - EventType: origin-response\n              LambdaFunctionARN: arn:aws:lambda:us-east-1:000000000000:function:x:1\n        CacheBehaviors:",
+        1,
+    );
+    assert_ne!(lambda_edge, TEMPLATE);
+    for (template, fragment) in [(unknown_function, "NewFunction"), (lambda_edge, "not emulated")] {
+        let data = tempfile::tempdir().unwrap();
+        let mut opts = devserver::Options::new(e2e::rules());
+        e2e::ephemeral(&mut opts);
+        opts.data_dir = data.path().to_owned();
+        opts.template = template;
+        let err = match devserver::DevServer::start(opts).await {
+            Ok(_) => panic!("the devserver started with a behaviour it cannot emulate"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains(fragment), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn the_websites_redirect_is_never_cached_so_a_made_size_is_a_plain_hit() {
+    // With the template's cache policy (DefaultTTL 0) the second request is a hit on the
+    // derivative itself.
+    let stack = Stack::start(&[]).await;
+    let path = "/300x300/samples/seeding.jpg";
+    assert_eq!(stack.follow(Method::GET, path).await.statuses(), [307, 307, 200]);
+    let again = stack.follow(Method::GET, path).await;
+    assert_eq!(again.statuses(), [200]);
+
+    // With a DefaultTTL of a day (what a policy copied from a sample often has), CloudFront
+    // caches S3's 307, which carries no Cache-Control: once the derivative exists, the
+    // viewer is sent back to the resizer, and from it back to the cached 307, for a day.
+    let day = TEMPLATE.replacen("        DefaultTTL: 0\n", "        DefaultTTL: 86400\n", 1);
+    assert_ne!(day, TEMPLATE);
+    let stack = Stack::start_with(&[], |o| o.template = day).await;
+    let (first, _) = stack.request(Method::GET, &stack.url(path)).await;
+    assert_eq!(
+        (first.status, &first.headers["x-cache"]),
+        (307, &"Miss from cloudfront".parse().unwrap())
+    );
+    let (made, _) =
+        stack.request(Method::GET, &stack.url("/resize/300x300/samples/seeding.jpg")).await;
+    assert_eq!(made.status, 307);
+    assert!(stack.get("300x300/samples/seeding.jpg").await.is_some(), "the size exists");
+    let (hop, _) = stack.request(Method::GET, &stack.url(path)).await;
+    assert_eq!(hop.status, 307, "the miss's redirect was cached: {hop:#?}");
+    assert_eq!(hop.headers["x-cache"], "Hit from cloudfront");
+}
