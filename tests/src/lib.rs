@@ -16,9 +16,22 @@ pub use keyspace::{DeliveryMode, LocationEncoding};
 pub const MODES: [DeliveryMode; 2] = [DeliveryMode::Redirect, DeliveryMode::Failover];
 
 /// Defines `mod $name { redirect, failover }`: one test per delivery mode, each running
-/// `$body(mode)`.
+/// `$body(mode)` (on a multi-threaded runtime when `multi_thread` follows: the browser
+/// tests wait on child processes while the stack serves).
 #[macro_export]
 macro_rules! in_both_modes {
+    ($name:ident, $body:ident, multi_thread) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redirect() {
+                super::$body($crate::DeliveryMode::Redirect).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn failover() {
+                super::$body($crate::DeliveryMode::Failover).await
+            }
+        }
+    };
     ($name:ident, $body:ident) => {
         mod $name {
             #[tokio::test]

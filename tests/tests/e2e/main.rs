@@ -4,6 +4,7 @@
 mod browser;
 mod edge;
 mod errors;
+mod keys;
 mod lambda_events;
 mod lambda_runtime;
 mod listing;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use devserver::{PRIVATE_SAMPLE_KEY, SAMPLE_PHOTO};
-use e2e::Stack;
+use e2e::{in_both_modes, DeliveryMode, Stack};
 use serde_json::{json, Value};
 
 const BROWSER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/browser");
@@ -68,9 +68,13 @@ fn portrait_png() -> Vec<u8> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn public_gallery_loads_every_size_it_asks_for_and_stores_the_derivatives() {
-    let stack = Stack::start(&[]).await;
+in_both_modes!(
+    public_gallery_loads_every_size_it_asks_for_and_stores_the_derivatives,
+    public_gallery,
+    multi_thread
+);
+async fn public_gallery(mode: DeliveryMode) {
+    let stack = Stack::start_in(mode, &[]).await;
     stack.put("photos/portrait.png", portrait_png(), "image/png").await;
     let keys = ["samples/seeding.jpg", "photos/portrait.png"];
     let sizes = ["320x", "640x", "1024x", "200x200"];
@@ -142,9 +146,13 @@ async fn public_gallery_loads_every_size_it_asks_for_and_stores_the_derivatives(
     assert_eq!(dims(&pasted[1]["natural"]), (200, 200));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn private_gallery_images_fail_signed_out_and_load_with_the_signers_cookies() {
-    let stack = Stack::start(&[]).await;
+in_both_modes!(
+    private_gallery_images_fail_signed_out_and_load_with_the_signers_cookies,
+    private_gallery,
+    multi_thread
+);
+async fn private_gallery(mode: DeliveryMode) {
+    let stack = Stack::start_in(mode, &[]).await;
     let report = browse(&stack, "private", "private-gallery", json!({})).await;
     assert_eq!(report["errors"], json!([]));
     let expect_failed = |phase: &str| {
@@ -194,15 +202,16 @@ fn small_jpeg() -> Vec<u8> {
     out
 }
 
-/// Where uploads must be signed for, as the deployment keeps them.
-const PRIVATE_WITH_UPLOADS: &str = "private/*,*/private/*,uploads/*,*/uploads/*";
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uploads_through_the_page_land_under_the_users_prefix_and_refusals_explain_themselves() {
+in_both_modes!(
+    uploads_through_the_page_land_under_the_users_prefix_and_refusals_explain_themselves,
+    page_uploads,
+    multi_thread
+);
+async fn page_uploads(mode: DeliveryMode) {
     let limit = 1_000_000;
     let stack = Stack::start_with(&[], |o| {
+        o.delivery = mode;
         o.signer_env.insert("MAX_UPLOAD_BYTES".into(), limit.to_string());
-        o.private_paths = PRIVATE_WITH_UPLOADS.into();
     })
     .await;
     let files = tempfile::tempdir().unwrap();
