@@ -1,5 +1,5 @@
 //! The embedded S3-compatible store: s3s (SigV4 auth on) over s3s-fs (objects as files under
-//! the data directory), with two corrections so it answers as S3 does:
+//! the data directory), with corrections so it answers as S3 does:
 //! - create-only writes (`If-None-Match: *`) are made atomic. s3s-fs checks the condition
 //!   and then writes without a lock, so two racing creators could both pass the check and
 //!   the later one would overwrite the earlier;
@@ -8,8 +8,12 @@
 //!   echoes the encoding type but leaves every key raw, so botocore (the AWS CLI, boto3),
 //!   which asks for it on every listing and form-decodes the answer, turned `a+b.jpg` into
 //!   `a b.jpg`. ListObjectsV2 continuation tokens are opaque, as S3's are;
-//! - a presigned POST form with a field that no condition of its policy covers is refused
-//!   with S3's answer ([`post_form`]); s3s checks most fields itself but lets some through.
+//! - a presigned POST form that its policy does not allow (a field no condition covers, or
+//!   a condition it fails) is refused with S3's answer, 403 AccessDenied ([`post_form`]):
+//!   s3s lets some fields through and answers a failed condition with 400
+//!   InvalidPolicyDocument. The form's body reaches s3s in pieces its multipart reader can
+//!   take: it failed a form whenever a frame that ended in a `\r` of the file was followed
+//!   by one of more than 64 KiB (`post_form::PIECE`).
 
 pub mod post_form;
 
