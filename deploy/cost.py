@@ -60,22 +60,29 @@ def main():
           f"assumed S3 wait {args.s3_wait_ms:g} ms per miss.")
     print(f"Pipeline times: {measured_on.split(':')[0]}.")
     print()
-    print("| original -> size | pipeline ms | billed ms | Lambda $/M | whole miss $/M | hit $/M |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| original -> size | pipeline ms | billed ms | Lambda $/M | miss $/M, redirect | miss $/M, failover | hit $/M |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for job, size, ms, out_bytes in rows:
         billed = ms * cpu_factor + args.s3_wait_ms
         lambda_cost = 1e6 * (p["lambda_request"] + gb * billed / 1000 * p["lambda_gb_s"][args.arch])
         transfer = 1e6 * out_bytes / 1e9 * p["cloudfront_transfer_gb"]
-        # A miss: 3 viewer requests (sized 307, /resize 307, sized 200), the path guard on
-        # the two sized ones, one API call, S3 website 404 + HEAD + GET original + PUT +
-        # the final website GET, and the derivative's bytes out.
-        miss = (lambda_cost
-                + 1e6 * (3 * p["cloudfront_https_request"] + 2 * p["cloudfront_function"]
-                         + p["http_api_request"] + 4 * p["s3_get"] + p["s3_put"])
-                + transfer)
+        # Redirect: 3 viewer requests (sized 307, /resize 307, sized 200), the path guard on
+        # each, one API call, S3 website 404 + HEAD + GET original + PUT + the final website
+        # GET, and the derivative's bytes out.
+        redirect = (lambda_cost
+                    + 1e6 * (3 * p["cloudfront_https_request"] + 3 * p["cloudfront_function"]
+                             + p["http_api_request"] + 4 * p["s3_get"] + p["s3_put"])
+                    + transfer)
+        # Failover: 1 viewer request, the guard once, the bucket's 404 + HEAD + GET original
+        # + PUT; the function URL itself costs nothing beyond the invocation, and origin
+        # fetches are not billed as CloudFront requests.
+        failover = (lambda_cost
+                    + 1e6 * (p["cloudfront_https_request"] + p["cloudfront_function"]
+                             + 3 * p["s3_get"] + p["s3_put"])
+                    + transfer)
         # A hit served from CloudFront's cache: one request, the guard, the bytes.
         hit = 1e6 * (p["cloudfront_https_request"] + p["cloudfront_function"]) + transfer
-        print(f"| {job} -> {size} | {ms:.1f} | {billed:.1f} | {lambda_cost:.2f} | {miss:.2f} | {hit:.2f} |")
+        print(f"| {job} -> {size} | {ms:.1f} | {billed:.1f} | {lambda_cost:.2f} | {redirect:.2f} | {failover:.2f} | {hit:.2f} |")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-//! The full miss on the devserver, for `scripts/bench`: N distinct originals, each asked
-//! once at SIZE (request -> 307 -> resizer -> 307 -> 200 from the embedded store on
-//! loopback), CONCURRENCY requests at a time. Prints JSON with p50, p99 and misses/s.
+//! The full miss on the devserver, for `scripts/bench` and `scripts/bench-delivery`: N
+//! distinct originals, each asked once at SIZE through the edge, CONCURRENCY requests at a
+//! time, in MODE (redirect: request -> 307 -> resizer -> 307 -> 200; failover: request ->
+//! the bucket's 404 -> the resizer's 200). Prints JSON with p50, p99, misses/s and the
+//! viewer's round trips per miss.
 //!
-//! Usage: miss_load ORIGINAL SIZE N CONCURRENCY
+//! Usage: miss_load ORIGINAL SIZE N CONCURRENCY [redirect|failover]
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,18 +12,20 @@ use std::time::Instant;
 use aws_sdk_s3::primitives::ByteStream;
 use devserver::{DevServer, Options};
 
-async fn miss(http: &reqwest::Client, first: String) -> f64 {
+/// One miss: its time in ms and the viewer's round trips.
+async fn miss(http: &reqwest::Client, first: String) -> (f64, usize) {
     let start = Instant::now();
-    let mut url = first;
-    for _ in 0..5 {
-        let resp = http.get(&url).send().await.expect("request");
+    let mut url = reqwest::Url::parse(&first).expect("URL");
+    for trip in 1..=5 {
+        let resp = http.get(url.clone()).send().await.expect("request");
         if resp.status().is_redirection() {
-            url = resp.headers()["location"].to_str().expect("location").to_owned();
+            let location = resp.headers()["location"].to_str().expect("location").to_owned();
+            url = url.join(&location).expect("a Location");
             continue;
         }
         assert_eq!(resp.status(), 200, "{url}");
         resp.bytes().await.expect("body");
-        return start.elapsed().as_secs_f64() * 1e3;
+        return (start.elapsed().as_secs_f64() * 1e3, trip);
     }
     panic!("too many redirects for {url}");
 }
@@ -33,12 +37,23 @@ async fn main() {
     let size = args[2].clone();
     let n: usize = args[3].parse().expect("N");
     let concurrency: usize = args[4].parse().expect("CONCURRENCY");
+    let mode: keyspace::DeliveryMode =
+        args.get(5).map_or(Ok(Default::default()), |m| m.parse()).expect("MODE");
 
     let data = tempfile::tempdir().expect("temporary directory");
     let rules = std::fs::read_to_string(devserver::RULES_PATH).expect("website-rules.json");
     let mut opts = Options::new(rules);
-    opts.listen = ([127, 0, 0, 1], 0).into();
-    opts.s3_listen = ([127, 0, 0, 1], 0).into();
+    opts.delivery = mode;
+    for addr in [
+        &mut opts.listen,
+        &mut opts.s3_listen,
+        &mut opts.website_listen,
+        &mut opts.api_listen,
+        &mut opts.function_url_listen,
+        &mut opts.idp_listen,
+    ] {
+        *addr = ([127, 0, 0, 1], 0).into();
+    }
     opts.data_dir = data.path().to_owned();
     opts.upload_samples = false;
     let server = DevServer::start(opts).await.expect("devserver");
@@ -84,14 +99,18 @@ async fn main() {
         }));
     }
     let mut times = Vec::new();
+    let mut trips = 0;
     for w in workers {
-        times.extend(w.await.expect("worker"));
+        for (ms, t) in w.await.expect("worker") {
+            times.push(ms);
+            trips = t;
+        }
     }
     let elapsed = start.elapsed().as_secs_f64();
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
     println!(
-        "{{\"p50_ms\": {:.1}, \"p99_ms\": {:.1}, \"misses_per_sec\": {:.2}, \"n\": {}}}",
+        "{{\"mode\": \"{mode}\", \"p50_ms\": {:.1}, \"p99_ms\": {:.1}, \"misses_per_sec\": {:.2}, \"n\": {}, \"round_trips\": {trips}}}",
         pct(0.5),
         pct(0.99),
         times.len() as f64 / elapsed,
