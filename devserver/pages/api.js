@@ -73,7 +73,10 @@ const MB = (n) => `${(n / 1e6).toFixed(n < 1e6 ? 2 : 1)} MB`;
 
 /** One sentence for a person, from any Refusal (or a plain Error). */
 export function explain(err, context = {}) {
-  const { code = '', message = String(err.message ?? err) } = err;
+  const { code = '', message = String(err.message ?? err), from = '' } = err;
+  if (from === 'cdn' && code === 'AccessDenied') {
+    return 'Your signed cookies do not open this image: they expired, or they are for another gallery (a site holds one set at a time). Open the gallery again.';
+  }
   const size = context.size !== undefined ? ` (${MB(context.size)})` : '';
   switch (code) {
     case 'unauthenticated':
@@ -96,13 +99,13 @@ export function explain(err, context = {}) {
       return 'The store refused the upload: the request does not match what was signed (type, size or key changed).';
     case 'network':
       return 'Could not reach the store: the connection failed, or the store did not allow this page\'s origin (CORS).';
-    case 'missing-signature':
     case 'MissingKey':
       return 'Signed out: private images need signed cookies. Sign in to open the gallery.';
-    case 'signature-expired':
-      return 'Expired: your signed cookies ran out. Sign in again.';
-    case 'resource-not-covered':
-      return 'Your signed cookies cover another gallery or prefix (a site holds one set at a time): open this gallery again.';
+    case 'private-query':
+    case 'dot-segment':
+    case 'encoded-private-path':
+    case 'nested-grant-prefix':
+      return `The edge refused this spelling of a private path (${code}): private images are asked for by their plain path only.`;
     default:
       return code ? `${message} (${code})` : message;
   }
@@ -112,9 +115,16 @@ export function explain(err, context = {}) {
 export async function diagnose(path) {
   const resp = await fetch(path, { cache: 'no-store' });
   if (resp.ok) return null;
-  const refusal = resp.headers.get('x-devserver-refusal');
+  // CloudFront's refusals: the path guard's (a function's answer, with its x-refusal), and
+  // the signature check's (CloudFront's XML: MissingKey, AccessDenied, ...).
+  const refusal = resp.headers.get('x-refusal');
   const text = await resp.text();
   if (refusal) return new Refusal(resp.status, refusal, text, 'cdn');
+  if ((resp.headers.get('x-cache') ?? '').startsWith('Error from cloudfront')
+      && (resp.headers.get('content-type') ?? '').includes('xml')) {
+    const { code, message } = s3Refusal(resp.status, text);
+    return new Refusal(resp.status, code, message, 'cdn');
+  }
   if ((resp.headers.get('content-type') ?? '').includes('json')) {
     const json = JSON.parse(text);
     return new Refusal(resp.status, json.code, json.message, 'resizer');
