@@ -63,6 +63,23 @@ pub const DEV_AUDIENCE: &str = idp::DEFAULT_AUDIENCE;
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// A request read whole: its head, its body (at most `limit` bytes, else `None`) and the
+/// address of the client that sent it.
+pub(crate) async fn read_request(
+    req: http::Request<hyper::body::Incoming>,
+    limit: usize,
+) -> (http::request::Parts, Option<bytes::Bytes>, SocketAddr) {
+    use http_body_util::BodyExt as _;
+    let peer = req
+        .extensions()
+        .get::<PeerAddr>()
+        .map(|p| p.0)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let (parts, body) = req.into_parts();
+    let body = http_body_util::Limited::new(body, limit).collect().await.ok().map(|b| b.to_bytes());
+    (parts, body, peer)
+}
+
 /// How to start the stack.
 #[derive(Debug, Clone)]
 pub struct Options {

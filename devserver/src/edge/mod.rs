@@ -18,12 +18,12 @@ pub mod signature;
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -34,7 +34,6 @@ use self::distribution::{Behaviour, Distribution, Forwarding, OriginKind};
 use self::functions::{FunctionResponse, Twin, ViewerRequest};
 use crate::cloudformation::TemplateError;
 use crate::origins::oac;
-use crate::PeerAddr;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -165,16 +164,10 @@ pub async fn serve(
     edge: Arc<Edge>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Reply, Infallible> {
-    let viewer = req
-        .extensions()
-        .get::<PeerAddr>()
-        .map(|p| p.0)
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let (parts, body) = req.into_parts();
-    let Ok(body) = Limited::new(body, MAX_BODY).collect().await else {
+    let (parts, body, viewer) = crate::read_request(req, MAX_BODY).await;
+    let Some(body) = body else {
         return Ok(cloudfront_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"));
     };
-    let body = body.to_bytes();
     let mut reply = answer(&edge, &parts, body, viewer.ip()).await;
     if reply.status() == StatusCode::OK && not_modified(&parts.headers, reply.headers()) {
         *reply.status_mut() = StatusCode::NOT_MODIFIED;

@@ -6,16 +6,14 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 
 use super::lambda::{self, Front, Invocation, Oversize};
 use crate::cloudformation::{referenced_resource, Template, TemplateError};
-use crate::PeerAddr;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -146,21 +144,11 @@ pub async fn serve(
     api: Arc<HttpApi>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Reply, Infallible> {
-    let source_ip = req
-        .extensions()
-        .get::<PeerAddr>()
-        .map(|p| p.0.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return Ok(lambda::front_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Request Entity Too Large",
-            ))
-        }
+    let (parts, body, peer) = crate::read_request(req, MAX_BODY).await;
+    let Some(body) = body else {
+        return Ok(lambda::front_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"));
     };
+    let source_ip = peer.ip();
     let path = parts.uri.path();
     let Some((route, proxy)) =
         api.routes.iter().find_map(|r| r.matches(&parts.method, path).map(|p| (r, p)))

@@ -4,16 +4,14 @@
 //! format 2.0 events, as for API Gateway.
 
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 
 use super::lambda::{self, Front, Invocation, Oversize};
 use super::oac::{self, Signer};
-use crate::PeerAddr;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -42,16 +40,11 @@ pub async fn serve(
     url: Arc<FunctionUrl>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Reply, Infallible> {
-    let source_ip = req
-        .extensions()
-        .get::<PeerAddr>()
-        .map(|p| p.0.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let (parts, body) = req.into_parts();
-    let Ok(body) = Limited::new(body, lambda::RESPONSE_LIMIT).collect().await else {
+    let (parts, body, peer) = crate::read_request(req, lambda::RESPONSE_LIMIT).await;
+    let Some(body) = body else {
         return Ok(lambda::front_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"));
     };
-    let body = body.to_bytes();
+    let source_ip = peer.ip();
     let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     if let Err(e) = oac::verify(
         &url.signer,

@@ -110,3 +110,15 @@ async fn rules_without_a_matching_rule_give_s3s_404_page() {
     assert_eq!(hop.status, 404);
     assert_eq!(hop.headers["x-amz-error-code"], "NoSuchKey");
 }
+
+#[tokio::test]
+async fn keys_that_merely_start_like_the_resizers_route_are_the_buckets() {
+    // The resizer's behaviour is `/resize/*`: `resized/...` and `resize.jpg` are objects.
+    let stack = Stack::start(&[]).await;
+    for key in ["resized/photo.jpg", "resize.jpg", "resizer/a.jpg"] {
+        stack.put(key, devserver::SAMPLE_PHOTO.to_vec(), "image/jpeg").await;
+        let chain = stack.follow(Method::GET, &format!("/{key}")).await;
+        assert_eq!(chain.statuses(), [200], "{key}");
+        assert_eq!(&chain.body[..], devserver::SAMPLE_PHOTO, "{key}");
+    }
+}
