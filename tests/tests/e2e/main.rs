@@ -12,6 +12,7 @@ mod pages;
 mod post_form;
 mod private;
 mod resize_on_miss;
+mod smoke;
 mod store;
 mod template;
 mod uploads;

@@ -1,0 +1,166 @@
+//! The post-deploy smoke test (`scripts/smoke`, the `smoke` crate) against the devserver in
+//! both delivery modes, so it is known to work before anyone points it at AWS: every row
+//! passes on a stack built from template.yaml, the rows that cannot apply say SKIP, and a
+//! stack missing the bucket policy's ListBucket grant fails the missing-key row.
+//!
+//! The options go through the same command line the binary parses (a key file written by
+//! the test, the token from the development identity provider); only the S3 client is
+//! handed in, the devserver's store's. `smoke/tests/cli.rs` runs the binary itself (default
+//! credential chain, exit status).
+
+use e2e::{in_both_modes, DeliveryMode, LocationEncoding, Stack};
+use smoke::checks::names;
+use smoke::{Cli, Outcome, Report};
+
+/// The gallery the token grants, for the IP-bound cookie check.
+const IP_GALLERY: &str = "smoke-ip";
+
+/// An RSA-2048 CloudFront key as a PKCS#8 PEM, which the devserver's trusted key group
+/// holds and the smoke test signs with.
+fn cloudfront_key() -> String {
+    let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+    let key = openssl::pkey::PKey::from_rsa(rsa).unwrap();
+    String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap()
+}
+
+/// A stack in `mode` whose CloudFront key is `pem`, with `adjust` applied.
+async fn stack_with_key(
+    mode: DeliveryMode,
+    pem: &str,
+    adjust: impl FnOnce(&mut devserver::Options),
+) -> Stack {
+    let pem = pem.to_owned();
+    Stack::start_with(&[], move |o| {
+        o.delivery = mode;
+        o.cloudfront_private_key = Some(pem);
+        adjust(o);
+    })
+    .await
+}
+
+/// Runs the smoke test against `stack` with every option it can use, as `scripts/smoke`
+/// would pass them.
+async fn smoke_run(stack: &Stack, pem: &str) -> Report {
+    let key_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key_file.path(), pem).unwrap();
+    let token = stack.sign_in("smoke-runner", &[IP_GALLERY]).await;
+    let server = &stack.server;
+    let mut args = vec![
+        "smoke".to_owned(),
+        server.website_url.clone(),
+        "--bucket".into(),
+        server.bucket.clone(),
+        "--mode".into(),
+        stack.delivery().to_string(),
+        "--api-url".into(),
+        server.api_url.clone(),
+        "--token".into(),
+        token,
+        "--gallery".into(),
+        IP_GALLERY.into(),
+        "--key-pair-id".into(),
+        devserver::DEV_KEY_PAIR_ID.into(),
+        "--private-key".into(),
+        key_file.path().display().to_string(),
+    ];
+    if let Some(url) = &server.function_url {
+        args.extend(["--function-url".to_owned(), url.clone()]);
+    }
+    let options = Cli::try_from_args(&args).unwrap().into_options().unwrap();
+    smoke::run(&options, server.client().clone()).await
+}
+
+/// Asserts every row passed except `expected`, which must have exactly its outcome.
+#[track_caller]
+fn assert_rows(report: &Report, expected: &[(&str, Outcome)]) {
+    let table = report.table();
+    for row in report.rows() {
+        let wanted = expected.iter().find(|(n, _)| *n == row.name).map_or(Outcome::Pass, |e| e.1);
+        assert_eq!(row.outcome, wanted, "{}: {}\n{table}", row.name, row.seen);
+    }
+    assert!(!report.failed(), "{table}");
+    assert_eq!(report.exit_code(), 0);
+}
+
+/// Every key the run left in the bucket (none, after its cleanup).
+async fn leftovers(stack: &Stack) -> Vec<String> {
+    stack.keys().await.into_iter().filter(|k| k.contains("smoke")).collect()
+}
+
+async fn every_check_passes(mode: DeliveryMode) {
+    let pem = cloudfront_key();
+    let stack = stack_with_key(mode, &pem, |_| {}).await;
+    let report = smoke_run(&stack, &pem).await;
+    // What cannot apply in a mode says SKIP; the rest passes (setup, the key-encoding
+    // observation and cleanup are INFO).
+    let mut expected = vec![(names::SETUP, Outcome::Info), (names::CLEANUP, Outcome::Info)];
+    match mode {
+        DeliveryMode::Redirect => expected
+            .extend([(names::KEY_ENCODING, Outcome::Info), (names::FUNCTION_URL, Outcome::Skip)]),
+        DeliveryMode::Failover => expected
+            .extend([(names::KEY_ENCODING, Outcome::Skip), (names::RESIZE_PRIVATE, Outcome::Skip)]),
+    }
+    assert_rows(&report, &expected);
+    assert_eq!(report.rows().len(), 17, "{}", report.table());
+    if mode == DeliveryMode::Redirect {
+        let seen = &report.row(names::KEY_ENCODING).unwrap().seen;
+        assert!(seen.contains("percent-encoded once; set RedirectKeyEncoding=once"), "{seen}");
+    }
+    // The devserver's edge and origins answered as the template says (the refusals came
+    // from the edge, the execute-api one from the signer itself).
+    let seen = &report.row(names::API_SIGNER).unwrap().seen;
+    assert!(seen.contains("403 origin-not-verified"), "{seen}");
+    let seen = &report.row(names::IP_BOUND).unwrap().seen;
+    assert!(seen.contains("bound to 127.0.0.1/32"), "{seen}");
+    assert_eq!(leftovers(&stack).await, Vec::<String>::new(), "the run cleans up");
+}
+
+in_both_modes!(every_check_passes_against_the_devserver, every_check_passes);
+
+#[tokio::test]
+async fn keys_the_redirect_cannot_carry_are_expected_refused_when_s3_writes_them_raw() {
+    let pem = cloudfront_key();
+    let stack = stack_with_key(DeliveryMode::Redirect, &pem, |o| {
+        o.location_encoding = LocationEncoding::Raw
+    })
+    .await;
+    let report = smoke_run(&stack, &pem).await;
+    let encoding = &report.row(names::KEY_ENCODING).unwrap().seen;
+    assert!(encoding.contains("S3 writes keys raw"), "{encoding}");
+    let row = report.row(names::SPECIAL_KEYS).unwrap();
+    assert_eq!(row.outcome, Outcome::Pass, "{}", report.table());
+    for refused in ["\"a#b.jpg\" 404", "\"100%25.jpg\" 404"] {
+        assert!(row.seen.contains(refused), "{refused}: {}", row.seen);
+    }
+    assert!(!report.failed(), "{}", report.table());
+}
+
+/// template.yaml with the bucket policy's ListBucket grant to the website's readers removed
+/// (as tests/e2e/website.rs does).
+fn template_without_list_bucket() -> String {
+    let template = devserver::cloudformation::TEMPLATE;
+    let start = template.find("            - Sid: MissingKeysAre404").expect("the grant");
+    let end = start + template[start..].find("          # Origin access control").expect("its end");
+    format!("{}{}", &template[..start], &template[end..])
+}
+
+#[tokio::test]
+async fn a_bucket_policy_without_list_bucket_fails_the_missing_key_row() {
+    let pem = cloudfront_key();
+    let stack = stack_with_key(DeliveryMode::Redirect, &pem, |o| {
+        o.template = template_without_list_bucket()
+    })
+    .await;
+    let report = smoke_run(&stack, &pem).await;
+    let row = report.row(names::MISSING_KEY).unwrap();
+    assert_eq!(row.outcome, Outcome::Fail, "{}", report.table());
+    assert!(
+        row.seen.contains("S3 answered 403") && row.seen.contains("s3:ListBucket"),
+        "{}",
+        row.seen
+    );
+    // Every miss dies at the website's 403, so the miss row fails too.
+    assert_eq!(report.row(names::MISS).unwrap().outcome, Outcome::Fail);
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(leftovers(&stack).await, Vec::<String>::new(), "cleaned up after a failure too");
+}
