@@ -193,8 +193,11 @@ pub struct DevServer {
     pub bucket: String,
     /// The delivery mode.
     pub delivery: DeliveryMode,
-    /// The secret CloudFront sends origins (Referer, x-origin-verify).
+    /// The secret CloudFront sends the functions (`x-origin-verify`).
     pub origin_secret: String,
+    /// The secret CloudFront sends the S3 website endpoint as its `Referer` (redirect
+    /// mode; another secret, since it travels in clear).
+    pub referer_secret: String,
     client: aws_sdk_s3::Client,
     counters: store::Counters,
     tasks: Vec<JoinHandle<()>>,
@@ -228,7 +231,10 @@ fn bucket_grants(template: &Template) -> anyhow::Result<BucketGrants> {
         website: s3_website::ReaderPolicy { referer: None, list_bucket: false },
         cloudfront_list_bucket: false,
     };
-    let mut website_reader = false;
+    // The website's readers: who may GetObject (anyone, or anyone with a Referer); they may
+    // list when a ListBucket statement names the same readers.
+    let mut readers = None;
+    let mut listers = Vec::new();
     for statement in
         policy["Properties"]["PolicyDocument"]["Statement"].as_array().into_iter().flatten()
     {
@@ -242,16 +248,22 @@ fn bucket_grants(template: &Template) -> anyhow::Result<BucketGrants> {
             let referer = &statement["Condition"]["StringEquals"]["aws:Referer"];
             let referer = referenced_parameter(template, referer).map(str::to_owned);
             if actions.contains(&"s3:GetObject") {
-                website_reader = true;
-                grants.website.referer = referer.clone();
+                readers = Some(referer.clone());
             }
-            grants.website.list_bucket |= lists;
+            if lists {
+                listers.push(referer);
+            }
         } else if statement["Principal"]["Service"] == "cloudfront.amazonaws.com" {
             grants.cloudfront_list_bucket |= lists;
         }
     }
-    if !website_reader {
-        grants.website.referer = Some(String::new()); // nobody reads
+    match readers {
+        Some(referer) => {
+            grants.website.list_bucket = listers.contains(&referer);
+            grants.website.referer = referer;
+        }
+        // Nobody may read through the website endpoint.
+        None => grants.website.referer = Some(String::new()),
     }
     Ok(grants)
 }
@@ -370,11 +382,13 @@ impl DevServer {
         };
 
         let origin_secret = random_secret()?;
+        let referer_secret = random_secret()?;
         let idp_url = format!("http://{idp_host}");
         let issuer = opts.jwt_issuer.clone().unwrap_or_else(|| idp_url.clone());
         let overrides = HashMap::from([
             ("DeliveryMode".to_owned(), opts.delivery.to_string()),
             ("OriginVerifySecret".to_owned(), origin_secret.clone()),
+            ("WebsiteRefererSecret".to_owned(), referer_secret.clone()),
             ("JwtIssuer".to_owned(), issuer.clone()),
             ("JwtAudience".to_owned(), opts.jwt_audiences.join(",")),
         ]);
@@ -462,6 +476,7 @@ impl DevServer {
             bucket: opts.bucket.clone(),
             delivery: opts.delivery,
             origin_secret: origin_secret.clone(),
+            referer_secret,
             client: client.clone(),
             counters,
             tasks,

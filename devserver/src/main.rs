@@ -19,7 +19,7 @@ struct Cli {
     #[arg(long, default_value = "redirect", value_parser = parse_delivery)]
     delivery: DeliveryMode,
     /// How the emulated S3 website writes a key into its redirect (AWS does not document
-    /// it): `once`, `twice` or `raw`.
+    /// it): `once`, `twice`, `form` or `raw`.
     #[arg(long, default_value = "once", value_parser = parse_encoding)]
     location_encoding: LocationEncoding,
     /// Address of the edge: the distribution's URL, where viewers go.

@@ -28,10 +28,19 @@ pub fn is_size_segment(s: &str) -> bool {
     (!w.is_empty() || !h.is_empty()) && w.bytes().chain(h.bytes()).all(|b| b.is_ascii_digit())
 }
 
+/// Whether a signing parameter's value is one CloudFront could have issued: digits
+/// (`Expires`), CloudFront's URL-safe base64 (`Policy`, `Signature`: `-`, `_`, `~` for
+/// `+`, `=`, `/`), a key id or a hash name. Nothing else, so that no value can carry a
+/// path for a Resource's wildcard to reach.
+pub fn is_signing_value(value: &str) -> bool {
+    value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~'))
+}
+
 /// Why a private request is not in the one shape grants are written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ShapeError {
-    /// A query parameter other than CloudFront's signing parameters.
+    /// A query parameter other than CloudFront's signing parameters, or one whose value no
+    /// signature has.
     #[error("private URLs take no query string besides the signature")]
     Query,
     /// A grant prefix (`private/galleries/`, `uploads/`) somewhere other than at the start
@@ -51,14 +60,16 @@ pub enum ShapeError {
 /// the leading `*` must stand for an optional `resize/` and size segment only. CloudFront
 /// matches a Resource against the whole URL, query included, and may pick a behaviour on a
 /// normalised path while the cache key and the origin see the raw one. So: no query besides
-/// the signature, no grant prefix anywhere in the key but at its start, and no empty, `.` or
+/// the signature, whose values hold no path either (were CloudFront to ignore a lone
+/// `?Hash-Algorithm=/private/galleries/mine/` and check cookies, it would match the grant
+/// for `mine`), no grant prefix anywhere in the key but at its start, and no empty, `.` or
 /// `..` segment (`/private/galleries/mine/../other/a.jpg` matches the grant for `mine`).
-/// `path` is the decoded path without its leading `/`.
+/// `path` is the decoded path without its leading `/`; `query` the raw query string.
 pub fn check_private_shape(path: &str, query: Option<&str>) -> Result<(), ShapeError> {
     let query = query.unwrap_or("");
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
-        if !SIGNING_PARAMS.contains(&name) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if !SIGNING_PARAMS.contains(&name) || !is_signing_value(value) {
             return Err(ShapeError::Query);
         }
     }
@@ -151,6 +162,22 @@ mod tests {
             Err(ShapeError::Query),
         );
         shape("private/galleries/g2/a.jpg", Some("Signature=x&v=2"), Err(ShapeError::Query));
+        // A signing parameter's value holds no path.
+        shape(
+            "private/galleries/g2/a.jpg",
+            Some("Hash-Algorithm=/private/galleries/g1/"),
+            Err(ShapeError::Query),
+        );
+        shape(
+            "private/galleries/g2/a.jpg",
+            Some("Policy=%2Fprivate%2Fgalleries%2Fg1%2F"),
+            Err(ShapeError::Query),
+        );
+        shape(
+            "private/galleries/g2/a.jpg",
+            Some("Policy=eyJ-_~&Signature=aB9_&Key-Pair-Id=K2JC&Expires=17"),
+            Ok(()),
+        );
         shape(
             "private/galleries/g2/private/galleries/g1/a.jpg",
             None,

@@ -3,8 +3,9 @@
 //! In redirect mode the S3 website endpoint answers a miss with its routing rule's 307 to
 //! `/resize/` + the key. How S3 writes the key there is not documented, and the readings
 //! disagree: percent-encoded once, encoded twice (the key as requested, encoded again:
-//! what handlers that call `decodeURIComponent` on an already decoded value assume), or
-//! appended raw (what Ceph's and Garage's implementations of routing rules do). The browser
+//! what handlers that call `decodeURIComponent` on an already decoded value assume),
+//! form-encoded (a space as `+`, as S3 encodes keys in listings), or appended raw (what
+//! Ceph's and Garage's implementations of routing rules do). The browser
 //! then normalises the Location as a URL (spaces and non-ASCII escaped, `?` starting a
 //! query, `#` starting a fragment it never sends). [`key_candidates`] reads the key back
 //! under each reading; [`carried`] says which keys arrive intact under every reading, so
@@ -58,13 +59,15 @@ pub enum LocationEncoding {
     Once,
     /// The key as the viewer requested it (already encoded), percent-encoded again.
     Twice,
+    /// The key form-encoded: a space as `+`, a `+` as `%2B` (S3's listing encoding).
+    Form,
     /// The key's bytes appended as they are.
     Raw,
 }
 
 impl LocationEncoding {
-    /// All three, in the order the resizer tries them when it does not know.
-    pub const ALL: [Self; 3] = [Self::Once, Self::Twice, Self::Raw];
+    /// All of them, in the order the resizer tries them when it does not know.
+    pub const ALL: [Self; 4] = [Self::Once, Self::Twice, Self::Form, Self::Raw];
 }
 
 impl FromStr for LocationEncoding {
@@ -73,8 +76,9 @@ impl FromStr for LocationEncoding {
         match s {
             "once" => Ok(Self::Once),
             "twice" => Ok(Self::Twice),
+            "form" => Ok(Self::Form),
             "raw" => Ok(Self::Raw),
-            other => Err(format!("{other:?} is not a key encoding (once, twice or raw)")),
+            other => Err(format!("{other:?} is not a key encoding (once, twice, form or raw)")),
         }
     }
 }
@@ -84,6 +88,7 @@ impl fmt::Display for LocationEncoding {
         f.write_str(match self {
             Self::Once => "once",
             Self::Twice => "twice",
+            Self::Form => "form",
             Self::Raw => "raw",
         })
     }
@@ -106,10 +111,9 @@ impl FromStr for KeyDecoding {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "auto" => Ok(Self::Auto),
-            other => other
-                .parse()
-                .map(Self::Exactly)
-                .map_err(|_| format!("{other:?} is not a key decoding (auto, once, twice or raw)")),
+            other => other.parse().map(Self::Exactly).map_err(|_| {
+                format!("{other:?} is not a key decoding (auto, once, twice, form or raw)")
+            }),
         }
     }
 }
@@ -140,6 +144,15 @@ pub fn encode_key_path(key: &str) -> String {
     utf8_percent_encode(key, PATH).to_string()
 }
 
+/// Characters form encoding leaves as they are (as S3 encodes listed keys): letters,
+/// digits, `-_.*` and `/`; a space becomes `+`.
+const FORM: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'*').remove(b'/').remove(b' ');
+
+fn form_encode(key: &str) -> String {
+    utf8_percent_encode(key, FORM).to_string().replace(' ', "+")
+}
+
 /// What S3 puts after `ReplaceKeyPrefixWith` under `encoding`, for the key `key` that the
 /// viewer requested as `requested` (the path as sent, without its leading `/`). The
 /// devserver's S3 website emulates each reading with it.
@@ -147,6 +160,7 @@ pub fn location_key(encoding: LocationEncoding, key: &str, requested: &str) -> S
     match encoding {
         LocationEncoding::Once => encode_key_path(key),
         LocationEncoding::Twice => encode_key_path(requested),
+        LocationEncoding::Form => form_encode(key),
         LocationEncoding::Raw => key.to_owned(),
     }
 }
@@ -189,6 +203,7 @@ pub fn read_key(encoding: LocationEncoding, path: &str, query: Option<&str>) -> 
     match encoding {
         LocationEncoding::Once => decode_path(path),
         LocationEncoding::Twice => decode_path(&decode_path(path)?),
+        LocationEncoding::Form => decode_path(&path.replace('+', " ")),
         LocationEncoding::Raw => {
             let mut key = decode_lenient(path)?;
             // A raw `?` in the key started the query: put it back.
@@ -247,7 +262,8 @@ pub enum NotCarried {
 
 /// Whether `key` (an original's or a derivative's) arrives intact at the resizer in
 /// `mode` when the resizer reads it with `decoding`. Failover carries every key, and so do
-/// the once and twice readings; only a raw Location (possible under `Auto`) loses some.
+/// the once, twice and form readings; only a raw Location (possible under `Auto`) loses
+/// some.
 pub fn carried(
     key: &str,
     mode: DeliveryMode,
@@ -331,7 +347,9 @@ mod tests {
     fn each_reading_reads_back_what_it_wrote() {
         let key = "300x300/a b+c&d?e 100%25 ảnh 고양이.jpg";
         for requested in requested_forms(key) {
-            for encoding in [LocationEncoding::Once, LocationEncoding::Twice] {
+            for encoding in
+                [LocationEncoding::Once, LocationEncoding::Twice, LocationEncoding::Form]
+            {
                 let (path, query) = follow(&location_key(encoding, key, &requested));
                 assert_eq!(query, None, "{encoding}");
                 assert_eq!(read_key(encoding, &path, None).as_deref(), Some(key), "{encoding}");
@@ -380,6 +398,7 @@ mod tests {
     fn settings_parse() {
         assert_eq!("auto".parse::<KeyDecoding>(), Ok(KeyDecoding::Auto));
         assert_eq!("raw".parse::<KeyDecoding>(), Ok(KeyDecoding::Exactly(LocationEncoding::Raw)));
+        assert_eq!("form".parse::<LocationEncoding>(), Ok(LocationEncoding::Form));
         assert!("Once".parse::<KeyDecoding>().is_err());
         assert_eq!("failover".parse::<DeliveryMode>(), Ok(DeliveryMode::Failover));
         assert!("edge".parse::<DeliveryMode>().is_err());
@@ -409,7 +428,7 @@ mod tests {
         assert_eq!(case("300x300/100%.jpg", false), Err(NotCarried::Percent));
         assert_eq!(case("300x300/a?100%.jpg", false), Ok(()));
         assert_eq!(case("300x300/a b+c&d ảnh 고양이.jpg", true), Ok(()));
-        for fine in ["once", "twice"] {
+        for fine in ["once", "twice", "form"] {
             let exactly = fine.parse().unwrap();
             assert_eq!(carried("300x300/a#b%20?", redirect, exactly, true), Ok(()));
         }

@@ -25,13 +25,15 @@ pub enum Access {
     Unsigned,
 }
 
-/// A derivative this call made, with what a response needs.
+/// A derivative and the headers it is stored with, for a response.
 #[derive(Debug, Clone)]
 pub struct Made {
     /// The encoded image.
     pub bytes: Bytes,
     /// Its Content-Type.
-    pub content_type: &'static str,
+    pub content_type: String,
+    /// Its Cache-Control.
+    pub cache_control: String,
 }
 
 type Flight = Shared<BoxFuture<'static, Result<Option<Made>, ApiError>>>;
@@ -228,7 +230,11 @@ async fn produce(
         created = outcome == PutOutcome::Created,
         "derivative ready"
     );
-    Ok((outcome == PutOutcome::Created).then_some(Made { bytes, content_type }))
+    Ok((outcome == PutOutcome::Created).then(|| Made {
+        bytes,
+        content_type: content_type.to_owned(),
+        cache_control: app.config.derivative_cache_control.clone(),
+    }))
 }
 
 /// Asks whether the derivative exists and reads the original at the same time, so a miss

@@ -119,6 +119,60 @@ fn unsupported(what: impl Into<String>) -> TemplateError {
     TemplateError::Unsupported(what.into())
 }
 
+/// Refuses `value` if it has a property outside `known`: a setting the devserver does not
+/// emulate would make it differ from AWS without anyone noticing.
+fn only_known(value: &Value, known: &[&str], what: &str) -> Result<(), TemplateError> {
+    let unknown: Vec<&String> = value
+        .as_object()
+        .map(|m| m.keys().filter(|k| !known.contains(&k.as_str())).collect())
+        .unwrap_or_default();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(unsupported(format!("{what}: {unknown:?} not emulated by the devserver")))
+    }
+}
+
+/// The distribution settings the devserver follows, or knows it may leave to AWS (the
+/// domain, TLS, price class, logging-free defaults).
+const DISTRIBUTION_KEYS: [&str; 12] = [
+    "Enabled",
+    "Comment",
+    "HttpVersion",
+    "IPV6Enabled",
+    "PriceClass",
+    "Aliases",
+    "ViewerCertificate",
+    "CustomErrorResponses",
+    "Origins",
+    "OriginGroups",
+    "DefaultCacheBehavior",
+    "CacheBehaviors",
+];
+/// An origin's settings the devserver follows.
+const ORIGIN_KEYS: [&str; 6] = [
+    "Id",
+    "DomainName",
+    "CustomOriginConfig",
+    "S3OriginConfig",
+    "OriginCustomHeaders",
+    "OriginAccessControlId",
+];
+/// A behaviour's settings the devserver follows (the viewer protocol and compression are
+/// AWS's alone: the devserver speaks plain HTTP and does not compress).
+const BEHAVIOUR_KEYS: [&str; 10] = [
+    "PathPattern",
+    "TargetOriginId",
+    "ViewerProtocolPolicy",
+    "AllowedMethods",
+    "CachedMethods",
+    "Compress",
+    "CachePolicyId",
+    "OriginRequestPolicyId",
+    "TrustedKeyGroups",
+    "FunctionAssociations",
+];
+
 fn text(v: &Value, field: &str) -> Result<String, TemplateError> {
     v.get(field)
         .and_then(Value::as_str)
@@ -132,6 +186,7 @@ impl Distribution {
         let resource =
             template.resource(name)?.ok_or_else(|| unsupported(format!("no resource {name}")))?;
         let config = &resource["Properties"]["DistributionConfig"];
+        only_known(config, &DISTRIBUTION_KEYS, "the distribution")?;
 
         let mut origins = HashMap::new();
         for origin in config["Origins"].as_array().into_iter().flatten() {
@@ -205,6 +260,7 @@ impl Distribution {
 
 fn read_origin(template: &Template, origin: &Value) -> Result<Origin, TemplateError> {
     let id = text(origin, "Id")?;
+    only_known(origin, &ORIGIN_KEYS, &format!("origin {id}"))?;
     let domain = origin["DomainName"].to_string();
     let kind = if origin.get("S3OriginConfig").is_some() {
         OriginKind::S3Rest
@@ -243,6 +299,7 @@ fn read_behaviour(
         let p = text(b, "PathPattern")?;
         p.strip_prefix('/').map(str::to_owned).unwrap_or(p)
     };
+    only_known(b, &BEHAVIOUR_KEYS, &format!("behaviour {pattern}"))?;
     let target = text(b, "TargetOriginId")?;
     let allowed_methods = b["AllowedMethods"]
         .as_array()
@@ -252,9 +309,6 @@ fn read_behaviour(
         .map(str::to_owned)
         .collect();
     let signed = b.get("TrustedKeyGroups").is_some();
-    if b.get("TrustedSigners").is_some() || b.get("LambdaFunctionAssociations").is_some() {
-        return Err(unsupported(format!("behaviour {pattern}: not emulated")));
-    }
     let mut viewer_request = None;
     for f in b["FunctionAssociations"].as_array().into_iter().flatten() {
         let event = text(f, "EventType")?;

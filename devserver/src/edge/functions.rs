@@ -55,8 +55,9 @@ fn viewer_address_function(req: &mut ViewerRequest) -> Option<FunctionResponse> 
 }
 
 fn path_guard_function(req: &mut ViewerRequest) -> Option<FunctionResponse> {
-    let names: Vec<&str> = req.querystring.iter().map(|(n, _)| n.as_str()).collect();
-    path_guard(&req.uri, &names).map(|reason| FunctionResponse {
+    let query: Vec<(&str, &str)> =
+        req.querystring.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    path_guard(&req.uri, &query).map(|reason| FunctionResponse {
         status: 403,
         headers: vec![
             ("content-type".into(), "text/plain".into()),
@@ -67,10 +68,10 @@ fn path_guard_function(req: &mut ViewerRequest) -> Option<FunctionResponse> {
     })
 }
 
-/// The path guard's decision for `uri` with these query parameter names: `None` lets the
-/// request through, `Some(reason)` is the 403's `x-refusal`. The same steps, in the same
-/// order, as PathGuardFunction's JavaScript.
-pub fn path_guard(uri: &str, query_names: &[&str]) -> Option<&'static str> {
+/// The path guard's decision for `uri` with these query parameters (names and raw values):
+/// `None` lets the request through, `Some(reason)` is the 403's `x-refusal`. The same steps,
+/// in the same order, as PathGuardFunction's JavaScript.
+pub fn path_guard(uri: &str, query: &[(&str, &str)]) -> Option<&'static str> {
     let raw = uri.strip_prefix('/').unwrap_or(uri);
     // decodeURIComponent: every escape, reserved ones included; a stray `%` or bytes that
     // are not UTF-8 throw.
@@ -83,7 +84,7 @@ pub fn path_guard(uri: &str, query_names: &[&str]) -> Option<&'static str> {
     if !raw_private {
         return Some("encoded-private-path");
     }
-    let query: Vec<String> = query_names.iter().map(|n| format!("{n}=")).collect();
+    let query: Vec<String> = query.iter().map(|(n, v)| format!("{n}={v}")).collect();
     match check_private_shape(&path, Some(&query.join("&"))) {
         Ok(()) => None,
         Err(ShapeError::Query) => Some("private-query"),
@@ -98,11 +99,18 @@ mod tests {
 
     #[test]
     fn the_guard_refuses_each_bad_shape_with_its_reason() {
-        let case = |uri: &str, q: &[&str]| path_guard(uri, q);
-        assert_eq!(case("/photos/a.jpg", &["x"]), None);
-        assert_eq!(case("/private/galleries/g/a.jpg", &["Expires", "Signature"]), None);
+        let case = |uri: &str, q: &[(&str, &str)]| path_guard(uri, q);
+        assert_eq!(case("/photos/a.jpg", &[("x", "/a/")]), None);
+        assert_eq!(
+            case("/private/galleries/g/a.jpg", &[("Expires", "1"), ("Signature", "a~b")]),
+            None
+        );
         assert_eq!(case("/resize/300x300/private/galleries/g/a.jpg", &[]), None);
-        assert_eq!(case("/private/galleries/g/a.jpg", &["v"]), Some("private-query"));
+        assert_eq!(case("/private/galleries/g/a.jpg", &[("v", "")]), Some("private-query"));
+        assert_eq!(
+            case("/private/galleries/g/a.jpg", &[("Hash-Algorithm", "/private/galleries/h/")]),
+            Some("private-query")
+        );
         assert_eq!(case("/%70rivate/galleries/g/a.jpg", &[]), Some("encoded-private-path"));
         assert_eq!(case("/private%2Fgalleries%2Fg%2Fa.jpg", &[]), Some("encoded-private-path"));
         assert_eq!(case("/private/galleries/a/../b/x.jpg", &[]), Some("dot-segment"));

@@ -221,6 +221,9 @@ async fn answer(edge: &Edge, parts: &http::request::Parts, body: Bytes, viewer: 
         added_headers: Vec::new(),
         viewer_ip: viewer,
     };
+    // The function runs before the signature check. AWS does not document the order; an
+    // encoded private spelling on a signed behaviour is refused either way (tests accept
+    // either answer, and scripts/smoke reports which one AWS gives).
     if let Some(name) = &behaviour.viewer_request {
         if let Some(response) = edge.twins.get(name).and_then(|twin| twin(&mut request)) {
             return function_response(edge, raw_path, response);

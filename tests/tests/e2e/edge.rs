@@ -85,8 +85,15 @@ fn guard_cases() -> Vec<(String, String)> {
         |k| k.replacen("private/", "private%2F", 1),
         |k| k.replace('r', "%72").replace(' ', "%20"),
     ];
-    let queries =
-        ["", "Expires=1&Signature=x&Key-Pair-Id=K", "x=private/galleries/mine/", "Policy=p"];
+    let queries = [
+        "",
+        "Expires=1&Signature=x&Key-Pair-Id=K",
+        "x=private/galleries/mine/",
+        "Policy=p",
+        "Hash-Algorithm=/private/galleries/mine/",
+        "Signature=a%2Fb",
+        "Policy=eyJ-_~&Signature=aB9_&Key-Pair-Id=K2JC",
+    ];
     let mut out = Vec::new();
     for prefix in prefixes {
         for key in keys {
@@ -126,12 +133,12 @@ fn the_path_guard_decides_in_node_and_njs_as_the_edges_twin() {
     let expected: Vec<Option<&str>> = cases
         .iter()
         .map(|(uri, query)| {
-            let names: Vec<&str> = query
+            let pairs: Vec<(&str, &str)> = query
                 .split('&')
                 .filter(|p| !p.is_empty())
-                .map(|p| p.split_once('=').map_or(p, |(n, _)| n))
+                .map(|p| p.split_once('=').unwrap_or((p, "")))
                 .collect();
-            path_guard(uri, &names)
+            path_guard(uri, &pairs)
         })
         .collect();
     for engine in ["node", "njs"] {
@@ -328,7 +335,18 @@ async fn a_behaviour_the_devserver_cannot_emulate_stops_it_at_start() {
         1,
     );
     assert_ne!(lambda_edge, TEMPLATE);
-    for (template, fragment) in [(unknown_function, "NewFunction"), (lambda_edge, "not emulated")] {
+    // A setting the edge does not follow (a response headers policy, say).
+    let headers_policy = TEMPLATE.replacen(
+        "            CachePolicyId: !Ref ImagesCachePolicy\n",
+        "            CachePolicyId: !Ref ImagesCachePolicy\n            ResponseHeadersPolicyId: 67f7725c-6f97-4210-82d7-5512b31e9d03\n",
+        1,
+    );
+    assert_ne!(headers_policy, TEMPLATE);
+    for (template, fragment) in [
+        (unknown_function, "NewFunction"),
+        (lambda_edge, "LambdaFunctionAssociations"),
+        (headers_policy, "ResponseHeadersPolicyId"),
+    ] {
         let data = tempfile::tempdir().unwrap();
         let mut opts = devserver::Options::new(e2e::rules());
         e2e::ephemeral(&mut opts);

@@ -203,3 +203,33 @@ async fn a_base64_body_event_gets_a_post_form_for_the_users_prefix() {
         format!("{}/{}", stack.server.s3_endpoint, stack.server.bucket).as_str()
     );
 }
+
+#[tokio::test]
+async fn a_function_url_event_for_a_size_made_meanwhile_answers_with_the_stored_object() {
+    // CloudFront's 404 came before another writer (or the `resize` CLI) stored the size:
+    // the function answers with what is stored, under its own headers.
+    let stack = Stack::start(&[]).await;
+    let sentinel = crate::png_with_alpha(30, 20);
+    stack
+        .server
+        .client()
+        .put_object()
+        .bucket(&stack.server.bucket)
+        .key("300x300/samples/seeding.jpg")
+        .content_type("image/png")
+        .cache_control("public, max-age=600")
+        .body(aws_sdk_s3::primitives::ByteStream::from(sentinel.clone()))
+        .send()
+        .await
+        .unwrap();
+    let resp = resizer::handle(&app(&stack, "failover"), event("function_url_miss.json")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert_eq!(resp.headers()["cache-control"], "public, max-age=600");
+    let lambda_http::Body::Binary(bytes) = resp.body() else { panic!("binary body") };
+    assert_eq!(&bytes[..], &sentinel[..]);
+    // Nothing made or written over (the original's read, sent with the existence check,
+    // was dropped).
+    assert_eq!(stack.server.object_writes("300x300/samples/seeding.jpg"), 1, "only ours");
+    assert_eq!(stack.get("300x300/samples/seeding.jpg").await.unwrap().0[..], sentinel[..]);
+}

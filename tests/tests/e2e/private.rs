@@ -122,8 +122,13 @@ async fn unsigned_private(mode: DeliveryMode) {
     for (path, why) in cases {
         let chain = stack.follow(Method::GET, &path).await;
         assert_eq!(chain.statuses(), [403], "{path}");
-        assert_eq!(reason(&stack, &path), why, "{path}");
-        if why == "missing-signature" {
+        let got = reason(&stack, &path);
+        // Whether CloudFront runs a behaviour's viewer-request function before or after its
+        // signature check is not documented: an encoded spelling on a signed behaviour may
+        // be refused by either (the devserver runs the function first; scripts/smoke
+        // reports which AWS does).
+        assert!(got == why || got == "missing-signature", "{path}: {got}");
+        if got == "missing-signature" {
             assert_eq!(chain.last().headers["content-type"], "text/xml");
             assert_eq!(chain.last().headers["x-cache"], "Error from cloudfront");
             assert!(String::from_utf8_lossy(&chain.body).contains("<Code>MissingKey</Code>"));

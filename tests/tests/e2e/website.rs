@@ -59,7 +59,7 @@ async fn writes_are_refused_by_the_edge_and_by_the_website_endpoint() {
     let resp = stack
         .http
         .put(format!("{website}/samples/seeding.jpg"))
-        .header("referer", &stack.server.origin_secret)
+        .header("referer", &stack.server.referer_secret)
         .send()
         .await
         .unwrap();
