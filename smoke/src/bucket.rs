@@ -44,6 +44,17 @@ pub enum BucketError {
     NoRegion,
 }
 
+/// What HeadObject says of an object.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Stored {
+    /// Its Content-Type.
+    pub content_type: Option<String>,
+    /// Its Cache-Control.
+    pub cache_control: Option<String>,
+    /// Its size in bytes.
+    pub content_length: Option<u64>,
+}
+
 /// The image bucket.
 #[derive(Debug, Clone)]
 pub struct Bucket {
@@ -108,6 +119,23 @@ impl Bucket {
         match self.client.head_object().bucket(&self.name).key(key).send().await {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(BucketError::Head {
+                key: key.into(),
+                reason: DisplayErrorContext(e).to_string(),
+            }),
+        }
+    }
+
+    /// The stored headers of `key` that uploads fix (HeadObject), or `None` if there is no
+    /// such object.
+    pub async fn head(&self, key: &str) -> Result<Option<Stored>, BucketError> {
+        match self.client.head_object().bucket(&self.name).key(key).send().await {
+            Ok(out) => Ok(Some(Stored {
+                content_type: out.content_type().map(str::to_owned),
+                cache_control: out.cache_control().map(str::to_owned),
+                content_length: out.content_length().and_then(|n| u64::try_from(n).ok()),
+            })),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) => Err(BucketError::Head {
                 key: key.into(),
                 reason: DisplayErrorContext(e).to_string(),

@@ -54,7 +54,7 @@ pub struct Cli {
     /// been made before.
     #[arg(long, default_value = "320x,640x")]
     pub sizes: String,
-    /// The stack's RedirectKeyEncoding (auto, once, twice, raw): how the resizer reads a
+    /// The stack's RedirectKeyEncoding (auto, once, twice, form, raw): how the resizer reads a
     /// key from S3's redirect, which decides which special-character keys must arrive.
     #[arg(long, default_value = "auto")]
     pub key_encoding: KeyDecoding,

@@ -115,13 +115,24 @@ impl Reply {
         value.get("code")?.as_str().map(str::to_owned)
     }
 
-    /// `status` plus the JSON code or CloudFront's refusal reason when there is one.
+    /// The `<Code>` of an XML error body (CloudFront's signature check, S3), if it is one.
+    pub fn xml_code(&self) -> Option<String> {
+        let text = std::str::from_utf8(&self.body).ok()?;
+        let start = text.find("<Code>")? + "<Code>".len();
+        let end = start + text[start..].find("</Code>")?;
+        Some(text[start..end].to_owned())
+    }
+
+    /// `status` plus the JSON code, the path guard's refusal reason or the XML error code
+    /// when there is one.
     pub fn summary(&self) -> String {
         let mut out = self.status.to_string();
         if let Some(code) = self.json_code() {
             out.push_str(&format!(" {code}"));
         } else if let Some(reason) = self.header("x-refusal") {
             out.push_str(&format!(" ({reason})"));
+        } else if let Some(code) = self.xml_code() {
+            out.push_str(&format!(" {code}"));
         }
         out
     }
@@ -339,9 +350,34 @@ mod tests {
             "/private/galleries/g/../h/a.jpg",
             "/private/galleries/g/%2E%2E/h/a.jpg",
             "/private%2Fgalleries%2Fh%2Fa.jpg",
+            "//private/galleries/h/a.jpg",
+            "/resize//private/galleries/h/a.jpg",
+            "/smoke/r/a+b.jpg",
         ] {
             let uri: Uri = format!("https://cdn.example.com{path}").parse().unwrap();
             assert_eq!(uri.path(), path);
         }
+        let uri: Uri =
+            "https://cdn.example.com/private/galleries/h/a.jpg?Policy=/private/galleries/g/"
+                .parse()
+                .unwrap();
+        assert_eq!(uri.query(), Some("Policy=/private/galleries/g/"));
+    }
+
+    #[test]
+    fn summaries_name_the_refusal() {
+        let reply = |headers: &[(&'static str, &'static str)], body: &'static str| {
+            let mut map = HeaderMap::new();
+            for (name, value) in headers {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            Reply { url: String::new(), status: 403, headers: map, body: Bytes::from(body) }
+        };
+        let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>MissingKey</Code>\
+                   <Message>Missing Key-Pair-Id query parameter or cookie value</Message></Error>";
+        assert_eq!(reply(&[], xml).summary(), "403 MissingKey");
+        assert_eq!(reply(&[("x-refusal", "dot-segment")], "").summary(), "403 (dot-segment)");
+        assert_eq!(reply(&[], r#"{"code":"forbidden"}"#).summary(), "403 forbidden");
+        assert_eq!(reply(&[], "<html>").summary(), "403");
     }
 }

@@ -79,6 +79,8 @@ async fn the_binary_passes_on_a_sound_stack_and_exits_zero() {
         "{stdout}"
     );
     assert!(table_row(&stdout, names::IP_BOUND).contains("| PASS"), "{stdout}");
+    // The token from SMOKE_TOKEN reaches the signer: the three uploads go through.
+    assert!(table_row(&stdout, names::UPLOADS).contains("| PASS"), "{stdout}");
     assert!(stdout.contains(" 0 failed, 2 skipped"), "{stdout}");
     let left: Vec<String> =
         stack.keys().await.into_iter().filter(|k| k.contains("smoke")).collect();

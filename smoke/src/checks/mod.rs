@@ -5,19 +5,24 @@
 //!
 //! - [`delivery`]: a miss becomes a derivative, the next request is a hit, the status a
 //!   missing key gets, a miss (redirect or error) is never cached;
-//! - [`keys`]: how S3 writes a key into its redirect, and keys with special characters
-//!   through the whole chain;
+//! - [`keys`]: how S3 writes a key into its redirect, keys with special characters
+//!   through the whole chain, and what S3 makes of a raw `+` in a page's URL;
 //! - [`private`]: private paths with and without signed cookies, another gallery, dot
 //!   segments and encoded spellings, `/resize` on a private key;
+//! - [`guard`]: whether the signature check or the path guard answers first, signing
+//!   parameters carrying a path, repeated slashes;
 //! - [`origins`]: the HTTP API's and the function URL's own addresses refuse requests
 //!   that did not come through CloudFront;
-//! - [`signer_api`]: an IP-bound cookie from the signer opens from the caller's address.
+//! - [`signer_api`]: an IP-bound cookie from the signer opens from the caller's address;
+//! - [`uploads`]: the three kinds of upload through the signer, stored and opened.
 
 pub mod delivery;
+pub mod guard;
 pub mod keys;
 pub mod origins;
 pub mod private;
 pub mod signer_api;
+pub mod uploads;
 
 use keyspace::{encode_key_path, DeliveryMode, LocationEncoding};
 use signer::cloudfront::SignError;
@@ -42,6 +47,8 @@ pub mod names {
     pub const KEY_ENCODING: &str = "how S3 writes a key in its redirect";
     /// [`super::keys::special_characters`].
     pub const SPECIAL_KEYS: &str = "special-character keys through the chain";
+    /// [`super::keys::raw_plus`].
+    pub const RAW_PLUS: &str = "a raw + in a page's URL";
     /// [`super::delivery::never_cached`].
     pub const NEVER_CACHED: &str = "a redirect is never cached";
     /// [`super::private::unsigned`].
@@ -54,6 +61,12 @@ pub mod names {
     pub const SPELLINGS: &str = "dot-segment and encoded spellings 403";
     /// [`super::private::resize_private`].
     pub const RESIZE_PRIVATE: &str = "/resize on a private key refused";
+    /// [`super::guard::check_order`].
+    pub const CHECK_ORDER: &str = "signature check or path guard first";
+    /// [`super::guard::query_path`].
+    pub const QUERY_PATH: &str = "a signing parameter cannot carry a path";
+    /// [`super::guard::repeated_slashes`].
+    pub const SLASHES: &str = "repeated slashes";
     /// [`super::origins::execute_api_resize`].
     pub const API_RESIZE: &str = "the execute-api URL not usable: /resize";
     /// [`super::origins::execute_api_signer`].
@@ -62,6 +75,8 @@ pub mod names {
     pub const FUNCTION_URL: &str = "the function URL not usable";
     /// [`super::signer_api::ip_bound_cookie`].
     pub const IP_BOUND: &str = "an IP-bound cookie accepted from the caller's address";
+    /// [`super::uploads::through_signer`].
+    pub const UPLOADS: &str = "uploads through the signer";
     /// Deleting what the run uploaded and made.
     pub const CLEANUP: &str = "cleanup";
 }
@@ -108,6 +123,8 @@ impl Findings {
         let seen = self.seen.join("; ");
         if self.problems.is_empty() {
             (Outcome::Pass, seen)
+        } else if seen.is_empty() {
+            (Outcome::Fail, self.problems.join("; "))
         } else {
             (Outcome::Fail, format!("{} [seen: {seen}]", self.problems.join("; ")))
         }
@@ -130,6 +147,9 @@ pub struct Smoke<'a> {
     pub encoding: Option<LocationEncoding>,
     /// Cookies opening the run's gallery, once [`private::signed`] has signed them.
     pub cookie: Option<String>,
+    /// The keys of the uploads through the signer (under `uploads/{user}/`), for the
+    /// cleanup.
+    pub uploads: Vec<String>,
 }
 
 impl Smoke<'_> {
@@ -194,6 +214,7 @@ impl Smoke<'_> {
         if let Some(gallery) = &self.options.gallery {
             originals.push(self.ip_check_key(gallery));
         }
+        originals.extend(self.uploads.iter().cloned());
         let mut all = originals.clone();
         for size in [self.options.size, self.options.second_size] {
             all.extend(originals.iter().map(|p| format!("{size}/{p}")));
@@ -290,6 +311,7 @@ pub async fn run(options: &Options, s3: aws_sdk_s3::Client) -> Report {
         photo,
         encoding: None,
         cookie: None,
+        uploads: Vec::new(),
     };
     let verdict = setup(&smoke).await;
     let ready = verdict.is_ok();
@@ -300,16 +322,21 @@ pub async fn run(options: &Options, s3: aws_sdk_s3::Client) -> Report {
         delivery::missing_key(&mut smoke).await;
         keys::encoding(&mut smoke).await;
         keys::special_characters(&mut smoke).await;
+        keys::raw_plus(&mut smoke).await;
         delivery::never_cached(&mut smoke).await;
         private::unsigned(&mut smoke).await;
         private::signed(&mut smoke).await;
         private::other_gallery(&mut smoke).await;
         private::spellings(&mut smoke).await;
         private::resize_private(&mut smoke).await;
+        guard::check_order(&mut smoke).await;
+        guard::query_path(&mut smoke).await;
+        guard::repeated_slashes(&mut smoke).await;
         origins::execute_api_resize(&mut smoke).await;
         origins::execute_api_signer(&mut smoke).await;
         origins::function_url(&mut smoke).await;
         signer_api::ip_bound_cookie(&mut smoke).await;
+        uploads::through_signer(&mut smoke).await;
     }
     cleanup(&mut smoke).await;
     smoke.report
@@ -320,6 +347,7 @@ async fn setup(smoke: &Smoke<'_>) -> Verdict {
     let mut keys = vec![
         smoke.public_key("photo.jpg"),
         smoke.public_key("direct.jpg"),
+        smoke.public_key(keys::PLUS_NAME),
         smoke.private_key(&smoke.gallery()),
         smoke.private_key(&smoke.other_gallery()),
     ];

@@ -9,7 +9,39 @@ use signer::policy::{cf_base64_decode, Policy};
 
 use super::{check_image, names, path, Findings, Smoke, Verdict};
 use crate::report::Outcome;
-use crate::web::Web;
+use crate::web::{Reply, Web, WebError};
+
+/// `POST {url}` with the bearer `token` and a JSON body; the answer and its body as JSON
+/// (`Null` when it is not JSON).
+pub async fn post_json(
+    web: &Web,
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> Result<(Reply, serde_json::Value), WebError> {
+    let bearer = format!("Bearer {token}");
+    let headers = [("content-type", "application/json"), ("authorization", bearer.as_str())];
+    let reply = web.send(Method::POST, url, &headers, Bytes::from(body.to_string())).await?;
+    let value = serde_json::from_slice(&reply.body).unwrap_or_default();
+    Ok((reply, value))
+}
+
+/// The cookies of a `/api/sign-cookies` answer's body, `(name, value)`.
+pub fn cookies_of(value: &serde_json::Value) -> Vec<(String, String)> {
+    value["cookies"]
+        .as_object()
+        .map(|all| {
+            all.iter()
+                .filter_map(|(name, v)| v.as_str().map(|v| (name.clone(), v.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `Cookie` header a browser sends back for `cookies`.
+pub fn cookie_header(cookies: &[(String, String)]) -> String {
+    cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+}
 
 /// `POST {SITE}/api/sign-cookies {"gallery": G, "bind_to_ip": true}` with `--token`, then
 /// `GET /private/galleries/{G}/smoke-{run}.jpg` (uploaded for the check) with those
@@ -27,10 +59,8 @@ pub async fn ip_bound_cookie(smoke: &mut Smoke<'_>) {
     let verdict: Verdict = async {
         let web = Web::ipv4_only()?;
         let body = serde_json::json!({ "gallery": gallery, "bind_to_ip": true, "expires_in": 600 });
-        let bearer = format!("Bearer {token}");
-        let headers = [("content-type", "application/json"), ("authorization", bearer.as_str())];
         let url = smoke.url("/api/sign-cookies");
-        let reply = web.send(Method::POST, &url, &headers, Bytes::from(body.to_string())).await?;
+        let (reply, value) = post_json(&web, &url, &token, &body).await?;
         let mut findings = Findings::default();
         if reply.status != 200 {
             let hint = match reply.json_code().as_deref() {
@@ -44,15 +74,7 @@ pub async fn ip_bound_cookie(smoke: &mut Smoke<'_>) {
             findings.expect(false, format!("200 from /api/sign-cookies{hint}"));
             return Ok(findings.verdict());
         }
-        let value: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
-        let cookies: Vec<(String, String)> = value["cookies"]
-            .as_object()
-            .map(|all| {
-                all.iter()
-                    .filter_map(|(name, v)| v.as_str().map(|v| (name.clone(), v.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let cookies = cookies_of(&value);
         let bound = cookies
             .iter()
             .find(|(name, _)| name == "CloudFront-Policy")
@@ -63,7 +85,7 @@ pub async fn ip_bound_cookie(smoke: &mut Smoke<'_>) {
             Some(network) => findings.saw(format!("cookies bound to {network}")),
             None => findings.expect(false, "a CloudFront-Policy with an IpAddress condition"),
         }
-        let cookie = cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ");
+        let cookie = cookie_header(&cookies);
         let key = smoke.ip_check_key(&gallery);
         let reply = web.get(&smoke.url(&path(&key)), Some(&cookie)).await?;
         findings.saw(format!("/{key}: {}", reply.summary()));
