@@ -252,8 +252,12 @@ pub enum NotCarried {
     /// A raw `?` starts a query string, which private paths may not carry.
     #[error("'?' cannot be in a private key in redirect mode (S3 may write the key raw, and private URLs take no query)")]
     QueryInPrivate,
-    /// A raw `?` at the very end leaves an empty query, which arrives as none.
-    #[error("a key cannot end with '?' in redirect mode")]
+    /// What precedes a raw `?` ends in a `.` or `..` segment, which the browser resolves.
+    #[error("a '.' or '..' just before a '?' cannot reach the resizer in redirect mode (S3 may write the key raw, and the browser resolves it as a dot segment)")]
+    DotBeforeQuestionMark,
+    /// A key whose first `?` is its last character leaves an empty query, which arrives
+    /// as none.
+    #[error("a key cannot end with its first '?' in redirect mode")]
     TrailingQuestionMark,
     /// Browsers strip spaces at the end of a URL.
     #[error("a key cannot end with a space in redirect mode")]
@@ -295,8 +299,13 @@ pub fn carried(
         if private {
             return Err(NotCarried::QueryInPrivate);
         }
-        if key.ends_with('?') {
+        // The query is what follows the first `?`: empty, it arrives as no query at all.
+        if key.find('?') == Some(key.len() - 1) {
             return Err(NotCarried::TrailingQuestionMark);
+        }
+        let path = key.split('?').next().unwrap_or_default();
+        if matches!(path.rsplit('/').next(), Some("." | "..")) {
+            return Err(NotCarried::DotBeforeQuestionMark);
         }
     }
     if key.ends_with(' ') {
@@ -423,6 +432,9 @@ mod tests {
         assert_eq!(case("300x300/a%20b.jpg", false), Err(NotCarried::Escape));
         assert_eq!(case("300x300/private/a?b.jpg", true), Err(NotCarried::QueryInPrivate));
         assert_eq!(case("300x300/a?", false), Err(NotCarried::TrailingQuestionMark));
+        assert_eq!(case("300x300/a??", false), Ok(()));
+        assert_eq!(case("300x300/k/.?a", false), Err(NotCarried::DotBeforeQuestionMark));
+        assert_eq!(case("300x300/k/a.?b", false), Ok(()));
         assert_eq!(case("300x300/a ", false), Err(NotCarried::TrailingSpace));
         assert_eq!(case("300x300/a?b.jpg", false), Ok(()));
         assert_eq!(case("300x300/100%.jpg", false), Err(NotCarried::Percent));
@@ -435,17 +447,23 @@ mod tests {
         assert_eq!(carried("300x300/a#b%20?", DeliveryMode::Failover, auto, true), Ok(()));
     }
 
-    /// Keys made of the characters that matter, plus plain ones.
+    /// Keys made of the characters that matter, plus plain ones; only keys the grammar
+    /// accepts (no empty, `.` or `..` segment: the resizer refuses those, and a browser
+    /// resolves dot segments before anything could carry them).
     fn keys() -> impl Strategy<Value = String> {
         let piece = prop::sample::select(vec![
             "a", "b", "Z", "9", "-", ".", "_", "~", " ", "+", "%", "%2", "%20", "%25", "&", "=",
             "#", "?", "'", "\"", "<", ">", "(", "!", "*", "@", ":", ";", ",", "$", "ả", "고", "é",
             "/", "😀",
         ]);
-        prop::collection::vec(piece, 1..12).prop_map(|pieces| {
-            let original: String = pieces.concat();
-            format!("300x300/k{original}")
-        })
+        prop::collection::vec(piece, 1..12)
+            .prop_map(|pieces| {
+                let original: String = pieces.concat();
+                format!("300x300/k{original}")
+            })
+            .prop_filter("a key of the grammar", |key| {
+                key.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
+            })
     }
 
     proptest! {
