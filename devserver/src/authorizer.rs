@@ -410,8 +410,11 @@ impl JwtAuthorizer {
             .body(Empty::new())
             .map_err(|e| unreachable(e.to_string()))?;
         let fetch = async {
-            let response =
-                self.http.request(request).await.map_err(|e| unreachable(error_chain(&e)))?;
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| unreachable(format!("{:#}", anyhow::Error::new(e))))?;
             if response.status() != StatusCode::OK {
                 return Err(KeyFetchError::Status {
                     url: url.to_owned(),
@@ -428,7 +431,7 @@ impl JwtAuthorizer {
                             reason: format!("larger than {MAX_DOCUMENT_BYTES} bytes"),
                         }
                     } else {
-                        unreachable(error_chain(e.as_ref()))
+                        unreachable(format!("{:#}", anyhow::Error::from_boxed(e)))
                     }
                 })?
                 .to_bytes();
@@ -464,18 +467,6 @@ fn http_client() -> Result<Client<HttpsConnector<HttpConnector>, Empty<Bytes>>, 
         .enable_http1()
         .build();
     Ok(Client::builder(TokioExecutor::new()).build(connector))
-}
-
-/// An error and its sources, `a: b: c` (hyper's own message alone says only "Connect").
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The token of an identity source value: all of it, or what follows `Bearer `.

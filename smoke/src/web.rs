@@ -237,11 +237,10 @@ impl Web {
             .body(Full::new(body))
             .map_err(|e| WebError::Url { url: url.into(), reason: e.to_string() })?;
         let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| WebError::Connect { url: url.into(), reason: error_chain(&e) })?;
+            let response = self.client.request(request).await.map_err(|e| WebError::Connect {
+                url: url.into(),
+                reason: format!("{:#}", anyhow::Error::new(e)),
+            })?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, MAX_BODY)
                 .collect()
@@ -304,18 +303,6 @@ pub fn resolve(base: &str, location: &[u8]) -> Result<String, WebError> {
     let mut next = base.join(&text).map_err(|_| error())?;
     next.set_fragment(None);
     Ok(next.to_string())
-}
-
-/// An error and its sources, `a: b: c` (hyper's own message alone says only "Connect").
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

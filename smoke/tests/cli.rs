@@ -7,7 +7,7 @@
 
 use std::process::Output;
 
-use e2e::{DeliveryMode, Stack};
+use e2e::{template_without_list_bucket, DeliveryMode, Stack};
 use smoke::checks::names;
 
 /// An RSA-2048 CloudFront key as a PKCS#8 PEM.
@@ -85,15 +85,6 @@ async fn the_binary_passes_on_a_sound_stack_and_exits_zero() {
     let left: Vec<String> =
         stack.keys().await.into_iter().filter(|k| k.contains("smoke")).collect();
     assert!(left.is_empty(), "{left:?}");
-}
-
-/// template.yaml with the bucket policy's ListBucket grant to the website's readers removed
-/// (as tests/e2e/website.rs does).
-fn template_without_list_bucket() -> String {
-    let template = devserver::cloudformation::TEMPLATE;
-    let start = template.find("            - Sid: MissingKeysAre404").expect("the grant");
-    let end = start + template[start..].find("          # Origin access control").expect("its end");
-    format!("{}{}", &template[..start], &template[end..])
 }
 
 #[tokio::test]

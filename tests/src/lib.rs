@@ -113,6 +113,18 @@ pub fn rules() -> String {
     std::fs::read_to_string(devserver::RULES_PATH).expect("website-rules.json is readable")
 }
 
+/// template.yaml with the bucket policy's grant of ListBucket to the website's readers
+/// removed (the policy of the original AWS sample, under which S3 may answer a miss 403).
+pub fn template_without_list_bucket() -> String {
+    let template = devserver::cloudformation::TEMPLATE;
+    let grant = "            - Sid: MissingKeysAre404";
+    let start = template.find(grant).expect("the grant");
+    let end = start + template[start..].find("          # Origin access control").expect("its end");
+    let without = format!("{}{}", &template[..start], &template[end..]);
+    assert_eq!(without.matches(grant).count(), template.matches(grant).count() - 1);
+    without
+}
+
 impl Stack {
     /// A stack with the embedded store, default settings (redirect mode) plus `resizer_env`.
     pub async fn start(resizer_env: &[(&str, &str)]) -> Self {
@@ -295,6 +307,18 @@ impl Stack {
             panic!("{route}: not JSON ({e}): {}", String::from_utf8_lossy(&bytes))
         });
         (status, headers, value)
+    }
+
+    /// Calls the signer API as [`Stack::api`] does and returns the JSON of its 200.
+    pub async fn granted(
+        &self,
+        route: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let (status, _, value) = self.api(route, token, body).await;
+        assert_eq!(status, 200, "{route}: {value}");
+        value
     }
 
     /// Uploads an original through S3.

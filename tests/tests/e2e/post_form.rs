@@ -47,9 +47,9 @@ async fn post_changed(
 
 /// A fresh upload form for alice (a JPEG, under her prefix).
 async fn upload_form(stack: &Stack, token: &str) -> Value {
-    let (status, _, form) =
-        stack.api("/api/upload-form", Some(token), json!({ "content_type": "image/jpeg" })).await;
-    assert_eq!(status, 200, "{form}");
+    let form = stack
+        .granted("/api/upload-form", Some(token), json!({ "content_type": "image/jpeg" }))
+        .await;
     form
 }
 

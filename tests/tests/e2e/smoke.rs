@@ -10,7 +10,7 @@
 //! handed in, the devserver's store's. `smoke/tests/cli.rs` runs the binary itself (default
 //! credential chain, exit status).
 
-use e2e::{in_both_modes, DeliveryMode, LocationEncoding, Stack};
+use e2e::{in_both_modes, template_without_list_bucket, DeliveryMode, LocationEncoding, Stack};
 use smoke::checks::names;
 use smoke::{Cli, Outcome, Report};
 
@@ -248,15 +248,6 @@ async fn uploads_that_do_not_go_through_fail_the_uploads_row() {
     assert_eq!(failed, [names::UPLOADS], "{}", report.table());
     assert_eq!(report.exit_code(), 1);
     assert_eq!(leftovers(&stack).await, Vec::<String>::new(), "cleaned up after a failure too");
-}
-
-/// template.yaml with the bucket policy's ListBucket grant to the website's readers removed
-/// (as tests/e2e/website.rs does).
-fn template_without_list_bucket() -> String {
-    let template = devserver::cloudformation::TEMPLATE;
-    let start = template.find("            - Sid: MissingKeysAre404").expect("the grant");
-    let end = start + template[start..].find("          # Origin access control").expect("its end");
-    format!("{}{}", &template[..start], &template[end..])
 }
 
 #[tokio::test]

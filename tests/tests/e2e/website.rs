@@ -2,7 +2,7 @@
 //! stored headers, index document, 304s, rules on miss, and the bucket policy's say in what
 //! a miss answers.
 
-use e2e::Stack;
+use e2e::{template_without_list_bucket, Stack};
 use reqwest::Method;
 
 #[tokio::test]
@@ -64,16 +64,6 @@ async fn writes_are_refused_by_the_edge_and_by_the_website_endpoint() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 405);
-}
-
-/// template.yaml with the bucket policy's ListBucket grant to the website's readers removed.
-fn template_without_list_bucket() -> String {
-    let template = devserver::cloudformation::TEMPLATE;
-    let start = template.find("            - Sid: MissingKeysAre404").expect("the grant");
-    let end = start + template[start..].find("          # Origin access control").expect("its end");
-    let without = format!("{}{}", &template[..start], &template[end..]);
-    assert!(!without[..end].contains("MissingKeysAre404"));
-    without
 }
 
 #[tokio::test]
