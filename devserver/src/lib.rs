@@ -22,6 +22,7 @@ pub mod cloudformation;
 pub mod cors;
 pub mod edge;
 pub mod idp;
+pub mod notifications;
 pub mod origins;
 pub mod pages;
 pub mod store;
@@ -205,6 +206,9 @@ pub struct DevServer {
     cloudfront_public_key: String,
     edge: Arc<edge::Edge>,
     idp: Arc<idp::DevIdp>,
+    /// The embedded store's event notifications (none with an external store).
+    notifier: Option<notifications::Notifier>,
+    invalidator: notifications::DevInvalidator,
 }
 
 impl Drop for DevServer {
@@ -327,6 +331,27 @@ impl DevServer {
         &self.idp
     }
 
+    /// Waits until the events function has handled every change the store made so far
+    /// (and the changes that handling made). At once with an external store, which sends
+    /// no notifications.
+    pub async fn events_settled(&self) {
+        if let Some(notifier) = &self.notifier {
+            // Bounded, so a delivery task that died cannot hang a caller for ever.
+            if tokio::time::timeout(std::time::Duration::from_secs(60), notifier.settled())
+                .await
+                .is_err()
+            {
+                tracing::error!("events not settled after 60 s");
+            }
+        }
+    }
+
+    /// Every CloudFront invalidation the events function made, oldest first (also served
+    /// as JSON at the identity provider's `/_devserver/invalidations`).
+    pub fn invalidations(&self) -> Vec<notifications::Invalidation> {
+        self.invalidator.invalidations()
+    }
+
     /// Starts the store (unless external), creates the bucket, uploads samples, and serves
     /// every origin and the edge.
     pub async fn start(opts: Options) -> anyhow::Result<Self> {
@@ -364,10 +389,14 @@ impl DevServer {
         } else {
             None
         };
+        let mut notifications = None;
         let s3_endpoint = match &opts.s3_endpoint {
             Some(endpoint) => endpoint.trim_end_matches('/').to_owned(),
             None => {
-                let store = store::Store::new(&opts.data_dir, counters.clone())?;
+                let (notifier, queue) = notifications::channel();
+                let store = store::Store::new(&opts.data_dir, counters.clone())?
+                    .with_notifications(notifier.clone());
+                notifications = Some((notifier, queue));
                 let cors = opts.cors.clone().unwrap_or_else(|| cors::CorsConfiguration {
                     rules: vec![cors::CorsRule::for_pages(&site)],
                 });
@@ -409,6 +438,14 @@ impl DevServer {
             &opts.secret_key,
             Some(resizer::handler::timeouts(&config)),
         );
+        let events_config = resizer::events::EventsConfig::from_lookup(
+            |k| resizer_env.get(k).cloned(),
+            &config.allowed,
+            config.max_dimension,
+        )
+        .context("events function configuration")?;
+        // The events function is its own Lambda: its own state over the same bucket.
+        let events_app = resizer::App::new(config.clone(), client.clone());
         let resizer_app = resizer::App::new(config, client.clone());
 
         let pem = match &opts.cloudfront_private_key {
@@ -466,6 +503,33 @@ impl DevServer {
             region: REGION.to_owned(),
         };
 
+        let edge = Arc::new(edge::Edge::new(
+            edge::distribution::Distribution::read(&template, "Distribution")?,
+            keys,
+            site.clone(),
+            edge::Endpoints {
+                website: website.as_ref().map(|(_, h)| h.clone()),
+                api: api_host.clone(),
+                function_url: function.as_ref().map(|(_, h)| h.clone()),
+                store: s3_endpoint.trim_start_matches("http://").to_owned(),
+                bucket: opts.bucket.clone(),
+                rest_list_bucket: grants.cloudfront_list_bucket,
+            },
+            oac_signer.clone(),
+        )?);
+        let invalidator = notifications::DevInvalidator::new(Arc::clone(&edge));
+        let notifier = match notifications {
+            Some((notifier, queue)) => {
+                let events = resizer::events::Events::new(
+                    events_app,
+                    events_config,
+                    Some(Arc::new(invalidator.clone())),
+                );
+                tasks.push(tokio::spawn(queue.deliver(events)));
+                Some(notifier)
+            }
+            None => None,
+        };
         let mut devserver = Self {
             website_url: site.clone(),
             s3_endpoint: s3_endpoint.clone(),
@@ -482,21 +546,10 @@ impl DevServer {
             tasks,
             cloudfront,
             cloudfront_public_key,
-            edge: Arc::new(edge::Edge::new(
-                edge::distribution::Distribution::read(&template, "Distribution")?,
-                keys,
-                site.clone(),
-                edge::Endpoints {
-                    website: website.as_ref().map(|(_, h)| h.clone()),
-                    api: api_host.clone(),
-                    function_url: function.as_ref().map(|(_, h)| h.clone()),
-                    store: s3_endpoint.trim_start_matches("http://").to_owned(),
-                    bucket: opts.bucket.clone(),
-                    rest_list_bucket: grants.cloudfront_list_bucket,
-                },
-                oac_signer.clone(),
-            )?),
+            edge,
             idp: Arc::clone(&idp),
+            notifier,
+            invalidator: invalidator.clone(),
         };
         if opts.s3_endpoint.is_none() {
             devserver.ensure_bucket().await?;
@@ -537,10 +590,20 @@ impl DevServer {
         let service =
             hyper::service::service_fn(move |req| api_gateway::serve(Arc::clone(&api), req));
         devserver.tasks.push(tokio::spawn(serve_http(api_listener, service)));
-        let service = hyper::service::service_fn(move |req| {
-            let idp = Arc::clone(&idp);
-            async move { Ok::<_, std::convert::Infallible>(idp.serve(req).await) }
-        });
+        let service =
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let idp = Arc::clone(&idp);
+                let invalidator = invalidator.clone();
+                async move {
+                    // The development services' own port: no AWS service has this route.
+                    if req.uri().path() == notifications::INVALIDATIONS_ROUTE {
+                        return Ok::<_, std::convert::Infallible>(
+                            notifications::invalidations_response(&invalidator),
+                        );
+                    }
+                    Ok(idp.serve(req).await)
+                }
+            });
         devserver.tasks.push(tokio::spawn(serve_http(idp_listener, service)));
         let edge = Arc::clone(&devserver.edge);
         let service = hyper::service::service_fn(move |req| edge::serve(Arc::clone(&edge), req));

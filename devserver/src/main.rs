@@ -92,6 +92,8 @@ const RESIZER_VARS: &[&str] = &[
     "MAX_SOURCE_PIXELS",
     "DERIVATIVE_CACHE_CONTROL",
     "S3_OPERATION_TIMEOUT_MS",
+    // The events function's: sizes made on upload.
+    "PREGENERATE",
 ];
 
 /// The signer's own variables, passed through from the environment (the private key, the
@@ -190,6 +192,7 @@ async fn main() -> anyhow::Result<()> {
          \n  gallery cookies      curl -si -X POST {w}/api/sign-cookies -H \"Authorization: Bearer $TOKEN\" -d '{{\"gallery\":\"demo\"}}'\
          \n  signer API           docs/SIGNER.md\
          \n  HTTP API (direct)    {api} (refuses requests that did not come through the edge)\
+         \n  invalidations        {idp}{invalidations} (what the events function purged)\
          \n\n  S3 endpoint          {s3}  bucket {b}\
          \n  aws cli              AWS_ACCESS_KEY_ID={access_key} AWS_SECRET_ACCESS_KEY={secret_key} AWS_REGION={region} \\\
          \n                         aws --endpoint-url {s3} s3 ls s3://{b}/ --recursive\
@@ -201,6 +204,7 @@ async fn main() -> anyhow::Result<()> {
         b = server.bucket,
         region = devserver::REGION,
         private = devserver::PRIVATE_SAMPLE_KEY,
+        invalidations = devserver::notifications::INVALIDATIONS_ROUTE,
     );
     tokio::signal::ctrl_c().await?;
     Ok(())

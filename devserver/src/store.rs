@@ -35,6 +35,8 @@ pub struct Store {
     conditional_writes: Arc<tokio::sync::Mutex<()>>,
     counters: Counters,
     root: std::path::PathBuf,
+    /// Where S3 event notifications go ([`crate::notifications`]); none without it.
+    notifier: Option<crate::notifications::Notifier>,
 }
 
 /// Counts per key: lets tests see how often the resizer fetched an original and how often
@@ -70,7 +72,60 @@ impl Store {
         std::fs::create_dir_all(root)?;
         let inner = FileSystem::new(root)
             .map_err(|e| anyhow::anyhow!("data dir {}: {e:?}", root.display()))?;
-        Ok(Self { inner, conditional_writes: Arc::default(), counters, root: root.to_owned() })
+        Ok(Self {
+            inner,
+            conditional_writes: Arc::default(),
+            counters,
+            root: root.to_owned(),
+            notifier: None,
+        })
+    }
+
+    /// Sends an event notification for every object created or removed, as a bucket with
+    /// a notification configuration does.
+    pub fn with_notifications(mut self, notifier: crate::notifications::Notifier) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    fn notify(
+        &self,
+        name: &'static str,
+        bucket: &str,
+        key: &str,
+        size: Option<i64>,
+        etag: Option<&ETag>,
+    ) {
+        if let Some(notifier) = &self.notifier {
+            notifier.notify(name, bucket, key, size, etag.map(ETag::value));
+        }
+    }
+
+    /// A PUT (or a POST form) through s3s-fs: create-only ones serialised, counted, notified
+    /// as `event`.
+    async fn put(
+        &self,
+        req: S3Request<PutObjectInput>,
+        event: &'static str,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let result = if req.input.if_none_match.is_some() || req.input.if_match.is_some() {
+            let _guard = self.conditional_writes.lock().await;
+            self.inner.put_object(req).await
+        } else {
+            self.inner.put_object(req).await
+        };
+        if let Ok(resp) = &result {
+            self.counters.writes.record(&key);
+            let size = self.stored_size(&bucket, &key);
+            self.notify(event, &bucket, &key, size, resp.output.e_tag.as_ref());
+        }
+        result
+    }
+
+    /// The size of a stored object, for a notification.
+    fn stored_size(&self, bucket: &str, key: &str) -> Option<i64> {
+        std::fs::metadata(self.root.join(bucket).join(key)).ok().map(|m| m.len() as i64)
     }
 
     /// S3 answers 404 NoSuchUpload for an upload id that was completed, aborted or never
@@ -230,17 +285,39 @@ macro_rules! impl_s3_delegating {
             }
 
             async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-                let key = req.input.key.clone();
-                let result = if req.input.if_none_match.is_some() || req.input.if_match.is_some() {
-                    let _guard = self.conditional_writes.lock().await;
-                    self.inner.put_object(req).await
+                // s3s hands a browser's POST form here too; S3 names that event Post.
+                let event = if req.method == http::Method::POST {
+                    "ObjectCreated:Post"
                 } else {
-                    self.inner.put_object(req).await
+                    "ObjectCreated:Put"
                 };
-                if result.is_ok() {
-                    self.counters.writes.record(&key);
+                self.put(req, event).await
+            }
+
+            async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                let resp = self.inner.copy_object(req).await?;
+                let etag = resp.output.copy_object_result.as_ref().and_then(|r| r.e_tag.as_ref());
+                self.notify("ObjectCreated:Copy", &bucket, &key, self.stored_size(&bucket, &key), etag);
+                Ok(resp)
+            }
+
+            async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                let resp = self.inner.delete_object(req).await?;
+                self.notify("ObjectRemoved:Delete", &bucket, &key, None, None);
+                Ok(resp)
+            }
+
+            async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+                let bucket = req.input.bucket.clone();
+                let resp = self.inner.delete_objects(req).await?;
+                for deleted in resp.output.deleted.iter().flatten() {
+                    if let Some(key) = &deleted.key {
+                        self.notify("ObjectRemoved:Delete", &bucket, key, None, None);
+                    }
                 }
-                result
+                Ok(resp)
             }
 
             async fn list_objects_v2(
@@ -312,11 +389,16 @@ macro_rules! impl_s3_delegating {
                 req: S3Request<CompleteMultipartUploadInput>,
             ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
                 self.check_upload(&req.input.upload_id)?;
-                if req.input.if_none_match.is_some() || req.input.if_match.is_some() {
+                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                let resp = if req.input.if_none_match.is_some() || req.input.if_match.is_some() {
                     let _guard = self.conditional_writes.lock().await;
-                    return self.inner.complete_multipart_upload(req).await;
-                }
-                self.inner.complete_multipart_upload(req).await
+                    self.inner.complete_multipart_upload(req).await?
+                } else {
+                    self.inner.complete_multipart_upload(req).await?
+                };
+                let size = self.stored_size(&bucket, &key);
+                self.notify("ObjectCreated:CompleteMultipartUpload", &bucket, &key, size, resp.output.e_tag.as_ref());
+                Ok(resp)
             }
         }
     };
@@ -324,10 +406,7 @@ macro_rules! impl_s3_delegating {
 
 impl_s3_delegating! {
     create_bucket: CreateBucketInput => CreateBucketOutput,
-    copy_object: CopyObjectInput => CopyObjectOutput,
     delete_bucket: DeleteBucketInput => DeleteBucketOutput,
-    delete_object: DeleteObjectInput => DeleteObjectOutput,
-    delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
     get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
     head_bucket: HeadBucketInput => HeadBucketOutput,
     head_object: HeadObjectInput => HeadObjectOutput,

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
@@ -12,8 +13,9 @@ use keyspace::LocationEncoding;
 use crate::config::{AllowedResolutions, Config};
 use crate::error::ApiError;
 use crate::key::{DerivativeKey, Size};
-use crate::pipeline::{self, Limits};
-use crate::store::{PutOutcome, Store};
+use crate::metrics::{self, Record, Sink};
+use crate::pipeline::{self, Format, Limits};
+use crate::store::{PutOutcome, Stamp, Store, StoredObject};
 
 /// Who may be asking, as far as the resizer can tell from the path it was reached by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +38,46 @@ pub struct Made {
     pub cache_control: String,
 }
 
-type Flight = Shared<BoxFuture<'static, Result<Option<Made>, ApiError>>>;
+/// How long each phase of one miss took; `None` for a phase that did not run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// Reading the original, with the HEAD that asks whether the derivative was made
+    /// meanwhile running beside it: until both answered. Timed whether the read succeeded
+    /// or not, so a storage timeout shows here; not when the derivative turned out to exist.
+    pub fetch: Option<Duration>,
+    /// Detecting the format, checking the limits and decoding.
+    pub decode: Option<Duration>,
+    /// Resampling, cropping and orienting.
+    pub resize: Option<Duration>,
+    /// Encoding the derivative.
+    pub encode: Option<Duration>,
+    /// The create-only PUT, retries included, whether it succeeded or not.
+    pub store: Option<Duration>,
+}
+
+/// What one miss measured, for metrics and Server-Timing. Concurrent misses for one key share
+/// one resize ([`ensure_measured`]), so every request that waited on it gets that resize's
+/// measurements, including those that did not start it ([`Measurements::joined`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Measurements {
+    /// The phases that ran.
+    pub phases: Phases,
+    /// The original's size, once read.
+    pub bytes_in: Option<u64>,
+    /// The derivative's size, once made (or, in failover mode, read back to answer with).
+    pub bytes_out: Option<u64>,
+    /// The original's format, once detected.
+    pub source_format: Option<Format>,
+    /// The derivative's format, once made.
+    pub output_format: Option<Format>,
+    /// This request found the resize already under way for another and waited on it.
+    pub joined: bool,
+}
+
+/// What a resize gives every request that waited on it.
+type Produced = (Result<Option<Made>, ApiError>, Measurements);
+
+type Flight = Shared<BoxFuture<'static, Produced>>;
 
 /// The resizer's state: configuration, the bucket, the resizes under way and the ones this
 /// process finished last.
@@ -47,6 +88,7 @@ pub struct App {
     in_flight: Arc<Mutex<HashMap<String, Flight>>>,
     recent: Arc<Mutex<RecentKeys>>,
     reading: Arc<Mutex<Option<LocationEncoding>>>,
+    metrics: Sink,
 }
 
 /// The last [`RecentKeys::CAPACITY`] derivative keys this process made or found made: a
@@ -92,7 +134,20 @@ impl App {
             in_flight: Arc::default(),
             recent: Arc::default(),
             reading: Arc::default(),
+            metrics: metrics::stdout_sink(),
         }
+    }
+
+    /// Sends this App's metric records to `sink` instead of standard output (the tests read
+    /// them this way).
+    pub fn with_metrics_sink(mut self, sink: Sink) -> Self {
+        self.metrics = sink;
+        self
+    }
+
+    /// Emits `record`, stamped now, to this App's metrics sink.
+    pub fn emit(&self, record: &Record) {
+        record.emit_to(&self.metrics);
     }
 
     /// The configuration in force.
@@ -150,79 +205,130 @@ pub async fn ensure(
     key: &DerivativeKey,
     access: Access,
 ) -> Result<Option<Made>, ApiError> {
-    check_access(app, key, access)?;
-    admit(key.size, &app.config.allowed, &app.config.limits)?;
+    ensure_measured(app, key, access).await.0
+}
+
+/// [`ensure`], and what the miss measured. A request that joins a resize already under way
+/// gets that resize's measurements: the phases it waited on, though it did not run them.
+pub async fn ensure_measured(
+    app: &App,
+    key: &DerivativeKey,
+    access: Access,
+) -> (Result<Option<Made>, ApiError>, Measurements) {
+    let checked = check_access(app, key, access)
+        .and_then(|()| admit(key.size, &app.config.allowed, &app.config.limits));
+    if let Err(e) = checked {
+        return (Err(e), Measurements::default());
+    }
     let derivative_key = key.to_string();
     let recent = lock(&app.recent).contains(&derivative_key);
-    if recent
-        && app
-            .store
-            .exists(&derivative_key)
-            .await
-            .map_err(|e| ApiError::from_store(e, &key.original))?
-    {
-        return Ok(None);
+    if recent {
+        match app.store.exists(&derivative_key).await {
+            Ok(true) => return (Ok(None), Measurements::default()),
+            Ok(false) => {}
+            Err(e) => {
+                return (Err(ApiError::from_store(e, &key.original)), Measurements::default())
+            }
+        }
     }
     join_flight(app, derivative_key, key.clone()).await
 }
 
 /// Concurrent misses for one key in this process share one resize. The resize runs as its
 /// own task, so it finishes (and leaves the map) even if every waiting client goes away.
-async fn join_flight(
-    app: &App,
-    derivative_key: String,
-    key: DerivativeKey,
-) -> Result<Option<Made>, ApiError> {
+async fn join_flight(app: &App, derivative_key: String, key: DerivativeKey) -> Produced {
+    let mut joined = true;
     let flight = {
         let mut map = lock(&app.in_flight);
         map.entry(derivative_key.clone())
             .or_insert_with(|| {
+                joined = false;
                 let app = app.clone();
                 let task = tokio::spawn(async move {
-                    let result = produce(&app, &derivative_key, &key).await;
+                    let mut measured = Measurements::default();
+                    let result = produce(&app, &derivative_key, &key, &mut measured).await;
                     if result.is_ok() {
                         lock(&app.recent).insert(&derivative_key);
                     }
                     lock(&app.in_flight).remove(&derivative_key);
-                    result
+                    (result, measured)
                 });
                 async move {
-                    task.await
-                        .unwrap_or_else(|e| Err(ApiError::Internal(format!("resize task: {e}"))))
+                    task.await.unwrap_or_else(|e| {
+                        let failed = ApiError::Internal(format!("resize task: {e}"));
+                        (Err(failed), Measurements::default())
+                    })
                 }
                 .boxed()
                 .shared()
             })
             .clone()
     };
-    flight.await
+    let (result, measured) = flight.await;
+    (result, Measurements { joined, ..measured })
 }
+
+/// How many times a miss builds a size when the original keeps changing under it.
+const MAX_BUILDS: u32 = 3;
 
 async fn produce(
     app: &App,
     derivative_key: &str,
     key: &DerivativeKey,
+    measured: &mut Measurements,
 ) -> Result<Option<Made>, ApiError> {
     let limits = app.config.limits;
-    let Some(source) = fetch_unless_made(app, derivative_key, &key.original).await? else {
-        return Ok(None);
+    let mut attempt = 0;
+    let (derivative, etag) = loop {
+        attempt += 1;
+        let started = Instant::now();
+        let fetched = fetch_unless_made(app, derivative_key, &key.original).await;
+        if !matches!(fetched, Ok(None)) {
+            measured.phases.fetch = Some(started.elapsed());
+        }
+        let Some(StoredObject { body: source, etag, .. }) = fetched? else {
+            return Ok(None);
+        };
+        measured.bytes_in = Some(source.len() as u64);
+        let size = key.size;
+        let derivative =
+            tokio::task::spawn_blocking(move || pipeline::resize(&source, size, &limits))
+                .await
+                .map_err(|e| ApiError::Internal(format!("resize task: {e}")))??;
+        // The original may have been replaced while it was being resized, and the
+        // replacement's event handled already: a size made from the old bytes would then
+        // stay. So the ETag is read again before the write, and a changed original is
+        // resized again (a few times at most: then the latest build is written, and the
+        // next event for the original purges it if it is stale).
+        let current = app
+            .store
+            .head(&key.original)
+            .await
+            .map_err(|e| ApiError::from_store(e, &key.original))?
+            .ok_or_else(|| ApiError::OriginalNotFound(key.original.clone()))?;
+        if current.etag == etag || attempt >= MAX_BUILDS {
+            break (derivative, etag);
+        }
+        tracing::info!(key = derivative_key, "the original changed during the resize: again");
     };
-    let size = key.size;
-    let derivative = tokio::task::spawn_blocking(move || pipeline::resize(&source, size, &limits))
-        .await
-        .map_err(|e| ApiError::Internal(format!("resize task: {e}")))??;
+    let timings = derivative.timings;
+    measured.phases.decode = Some(timings.decode);
+    measured.phases.resize = Some(timings.resize);
+    measured.phases.encode = Some(timings.encode);
+    measured.source_format = Some(derivative.source_format);
+    measured.output_format = Some(derivative.format);
+    measured.bytes_out = Some(derivative.bytes.len() as u64);
     let bytes = Bytes::from(derivative.bytes);
     let content_type = derivative.format.content_type();
-    let outcome = app
-        .store
-        .put_if_absent(
-            derivative_key,
-            bytes.clone(),
-            content_type,
-            &app.config.derivative_cache_control,
-        )
-        .await
-        .map_err(|e| ApiError::from_store(e, &key.original))?;
+    let stamp = Stamp {
+        content_type,
+        cache_control: &app.config.derivative_cache_control,
+        source_etag: etag.as_deref(),
+    };
+    let storing = Instant::now();
+    let stored = app.store.put_stamped(derivative_key, bytes.clone(), stamp).await;
+    measured.phases.store = Some(storing.elapsed());
+    let outcome = stored.map_err(|e| ApiError::from_store(e, &key.original))?;
     tracing::info!(
         key = derivative_key,
         width = derivative.width,
@@ -245,10 +351,10 @@ async fn fetch_unless_made(
     app: &App,
     derivative_key: &str,
     original: &str,
-) -> Result<Option<Bytes>, ApiError> {
+) -> Result<Option<StoredObject>, ApiError> {
     let fail = |e| ApiError::from_store(e, original);
     let made = app.store.exists(derivative_key);
-    let read = app.store.get(original, app.config.limits.max_source_bytes);
+    let read = app.store.get_object(original, app.config.limits.max_source_bytes);
     tokio::pin!(made, read);
     tokio::select! {
         made_first = &mut made => {

@@ -15,17 +15,24 @@
 //! [`derivatives::ensure`], and turns the outcome into its response. The `resize` CLI is the
 //! third door (bin/resize.rs). Nothing here ever returns `Err`: errors are JSON responses
 //! ([`error_response`]).
+//!
+//! Every answer, from either door, success or error, logs one CloudWatch EMF line
+//! ([`miss_record`]) to the App's metrics sink and carries a `Server-Timing` header
+//! ([`server_timing`]): docs/OPERATIONS.md lists what each holds.
 
-use http::{header, HeaderValue, Method, StatusCode};
+use std::time::{Duration, Instant};
+
+use http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use keyspace::routing::{decode_path, key_candidates};
 use keyspace::{encode_key_path, DeliveryMode};
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::config::Config;
-use crate::derivatives::{self, Access, Made};
+use crate::derivatives::{self, Access, Made, Measurements, Phases};
 pub use crate::derivatives::{admit, App};
 pub use crate::error::{error_response, ApiError};
 use crate::key::{parse_derivative_key, DerivativeKey, KeyError};
+use crate::metrics::{Record, Unit};
 use crate::store::StoreError;
 
 /// The header CloudFront adds to every request it sends the functions (an origin custom
@@ -34,6 +41,16 @@ pub const ORIGIN_VERIFY_HEADER: &str = "x-origin-verify";
 
 /// The path prefix of the redirect door (after an optional API Gateway stage).
 const RESIZE_ROUTE: &str = "/resize/";
+
+/// The W3C Server-Timing response header.
+pub const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+
+/// The metrics' `Outcome` when this request made the derivative (errors use their code).
+pub const OUTCOME_MADE: &str = "made";
+
+/// The metrics' `Outcome` when the derivative was there already, or another writer made it
+/// first.
+pub const OUTCOME_EXISTED: &str = "existed";
 
 /// Builds the S3 client the way the Lambda does: the SDK's default chain (region,
 /// credentials, and the standard `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` overrides), plus
@@ -56,15 +73,120 @@ pub fn timeouts(config: &Config) -> aws_sdk_s3::config::timeout::TimeoutConfig {
         .build()
 }
 
-/// Answers one request. Never fails: errors are JSON responses.
+/// Answers one request. Never fails: errors are JSON responses. Logs one metrics record and
+/// adds Server-Timing, whatever the answer.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    match answer(app, &req).await {
-        Ok(resp) => resp,
-        Err(err) => error_response(&err),
+    let started = Instant::now();
+    let mut miss = Miss::default();
+    let answered = answer(app, &req, &mut miss).await;
+    let outcome = match &answered {
+        Ok(_) if miss.made => OUTCOME_MADE,
+        Ok(_) => OUTCOME_EXISTED,
+        Err(err) => err.code(),
+    };
+    let mut resp = answered.unwrap_or_else(|err| error_response(&err));
+    let latency = started.elapsed();
+    if let Ok(value) = HeaderValue::from_str(&server_timing(&miss.measured.phases, latency)) {
+        resp.headers_mut().insert(SERVER_TIMING, value);
     }
+    app.emit(&miss_record(&miss, outcome, resp.status(), latency));
+    resp
 }
 
-async fn answer(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+/// What the doors learn on the way, for the request's metrics record.
+#[derive(Debug, Default)]
+pub struct Miss {
+    /// The derivative key, once parsed (in redirect mode, the last reading tried).
+    pub key: Option<String>,
+    /// This request made the derivative.
+    pub made: bool,
+    /// What making it measured.
+    pub measured: Measurements,
+}
+
+/// The request's one EMF record, on [`crate::metrics::NAMESPACE`], published without
+/// dimensions and by `Outcome` (`made`, `existed`, or the error's code):
+///
+/// - `Misses` (Count): 1, for every request the resizer answers.
+/// - `Errors` (Count): 1 when the answer is an error, whatever its status (a refusal such
+///   as `resolution-not-allowed` as much as `storage-timeout`), else 0; so its average is
+///   the error rate, and its sum by `Outcome` the count of each code.
+/// - `ServerErrors` (Count): 1 when the answer is a 5xx, else 0: the errors that are ours or
+///   S3's, never the caller's, which anyone can cause by asking for a missing original.
+/// - `Latency` (Milliseconds): the whole request, as the resizer saw it.
+/// - `FetchTime`, `DecodeTime`, `ResizeTime`, `EncodeTime`, `StoreTime` (Milliseconds): the
+///   phases that ran ([`Phases`]).
+/// - `BytesIn`, `BytesOut` (Bytes): the original's and the derivative's sizes, when known.
+///
+/// Properties (searchable in Logs Insights, not metrics): `Status`, and when known `Key`,
+/// `SourceFormat`, `OutputFormat`, and `Joined` (true when the request waited on a resize
+/// another request had started; its phases are that resize's).
+pub fn miss_record(miss: &Miss, outcome: &str, status: StatusCode, latency: Duration) -> Record {
+    let measured = &miss.measured;
+    let error = outcome != OUTCOME_MADE && outcome != OUTCOME_EXISTED;
+    let mut record = Record::new()
+        .metric("Misses", 1.0, Unit::Count)
+        .metric("Errors", f64::from(u8::from(error)), Unit::Count)
+        .metric("ServerErrors", f64::from(u8::from(status.is_server_error())), Unit::Count)
+        .metric("Latency", millis(latency), Unit::Milliseconds);
+    for (_, metric, took) in phase_list(&measured.phases) {
+        if let Some(took) = took {
+            record = record.metric(metric, millis(took), Unit::Milliseconds);
+        }
+    }
+    for (name, bytes) in [("BytesIn", measured.bytes_in), ("BytesOut", measured.bytes_out)] {
+        if let Some(bytes) = bytes {
+            record = record.metric(name, bytes as f64, Unit::Bytes);
+        }
+    }
+    record = record.by("Outcome").dimension("Outcome", outcome).property("Status", status.as_u16());
+    if let Some(key) = &miss.key {
+        record = record.property("Key", key.as_str());
+    }
+    for (name, format) in
+        [("SourceFormat", measured.source_format), ("OutputFormat", measured.output_format)]
+    {
+        if let Some(format) = format {
+            record = record.property(name, format.name());
+        }
+    }
+    if measured.joined {
+        record = record.property("Joined", true);
+    }
+    record
+}
+
+/// The phases in the order they run, each with its Server-Timing name and its metric's.
+fn phase_list(phases: &Phases) -> [(&'static str, &'static str, Option<Duration>); 5] {
+    [
+        ("fetch", "FetchTime", phases.fetch),
+        ("decode", "DecodeTime", phases.decode),
+        ("resize", "ResizeTime", phases.resize),
+        ("encode", "EncodeTime", phases.encode),
+        ("store", "StoreTime", phases.store),
+    ]
+}
+
+/// The `Server-Timing` value: the phases that ran, in order, then `total` (the whole
+/// request), each as `name;dur=milliseconds` with one decimal. A request that waited on
+/// another's resize reports that resize's phases and its own total.
+pub fn server_timing(phases: &Phases, total: Duration) -> String {
+    phase_list(phases)
+        .into_iter()
+        .filter_map(|(name, _, took)| took.map(|took| (name, took)))
+        .chain([("total", total)])
+        .map(|(name, took)| format!("{name};dur={:.1}", millis(took)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Milliseconds to the microsecond (no binary fractions such as 61.233999999999995 in the
+/// log).
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+async fn answer(app: &App, req: &Request, miss: &mut Miss) -> Result<Response<Body>, ApiError> {
     verify_origin(app.config(), req)?;
     let head = match *req.method() {
         Method::GET => false,
@@ -78,8 +200,8 @@ async fn answer(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         raw => raw,
     };
     match app.config().delivery {
-        DeliveryMode::Redirect => redirect_door(app, path, req.uri().query()).await,
-        DeliveryMode::Failover => failover_door(app, path, head).await,
+        DeliveryMode::Redirect => redirect_door(app, path, req.uri().query(), miss).await,
+        DeliveryMode::Failover => failover_door(app, path, head, miss).await,
     }
 }
 
@@ -122,6 +244,7 @@ async fn redirect_door(
     app: &App,
     path: &str,
     query: Option<&str>,
+    miss: &mut Miss,
 ) -> Result<Response<Body>, ApiError> {
     let rest = match path.find(RESIZE_ROUTE) {
         Some(at) => &path[at + RESIZE_ROUTE.len()..],
@@ -152,8 +275,12 @@ async fn redirect_door(
     }
     let last = keys.len() - 1;
     for (i, (reading, key)) in keys.iter().enumerate() {
-        match derivatives::ensure(app, key, access).await {
-            Ok(_) => {
+        miss.key = Some(key.to_string());
+        let (result, measured) = derivatives::ensure_measured(app, key, access).await;
+        miss.measured = measured;
+        match result {
+            Ok(made) => {
+                miss.made = made.is_some();
                 if keys.len() > 1 {
                     app.remember_reading(*reading);
                 }
@@ -168,17 +295,27 @@ async fn redirect_door(
 
 /// `/{key}`, the viewer's path: the image itself, so the viewer's one request is answered
 /// with no redirect.
-async fn failover_door(app: &App, path: &str, head: bool) -> Result<Response<Body>, ApiError> {
+async fn failover_door(
+    app: &App,
+    path: &str,
+    head: bool,
+    miss: &mut Miss,
+) -> Result<Response<Body>, ApiError> {
     let raw = path.strip_prefix('/').unwrap_or(path);
     if raw.is_empty() {
         return Err(ApiError::NoRoute(path.to_owned()));
     }
     let text = decode_path(raw).ok_or(KeyError::BadEncoding)?;
     let key = parse_derivative_key(&text, app.config().max_dimension)?;
-    let made = derivatives::ensure(app, &key, access(app, raw)).await?;
+    miss.key = Some(key.to_string());
+    let (result, measured) = derivatives::ensure_measured(app, &key, access(app, raw)).await;
+    miss.measured = measured;
     let limit = app.config().max_response_bytes;
-    let made = match made {
-        Some(made) => made,
+    let made = match result? {
+        Some(made) => {
+            miss.made = true;
+            made
+        }
         // Made by another writer, or before: read it back to answer with it.
         None => match app.store().get_object(&key.to_string(), limit).await {
             // The stored object's own headers, whoever wrote it.
@@ -195,6 +332,7 @@ async fn failover_door(app: &App, path: &str, head: bool) -> Result<Response<Bod
             Err(e) => return Err(ApiError::from_store(e, &key.original)),
         },
     };
+    miss.measured.bytes_out = Some(made.bytes.len() as u64);
     if made.bytes.len() as u64 > limit {
         return Ok(redirect(path));
     }
@@ -239,7 +377,90 @@ fn image(made: Made, head: bool) -> Response<Body> {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::*;
+
+    fn ms(millis: f64) -> Duration {
+        Duration::from_secs_f64(millis / 1e3)
+    }
+
+    #[test]
+    fn server_timing_lists_the_phases_that_ran_then_the_total() {
+        #[track_caller]
+        fn case(phases: Phases, total: f64, expected: &str) {
+            let value = server_timing(&phases, ms(total));
+            assert_eq!(value, expected);
+            // W3C Server-Timing: `token;dur=number`, comma-separated.
+            let entry =
+                regex::Regex::new(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+;dur=[0-9]+\.[0-9]$").unwrap();
+            assert!(value.split(", ").all(|e| entry.is_match(e)), "{value}");
+            assert!(HeaderValue::from_str(&value).is_ok());
+        }
+        let all = Phases {
+            fetch: Some(ms(12.34)),
+            decode: Some(ms(20.0)),
+            resize: Some(ms(3.26)),
+            encode: Some(ms(0.04)),
+            store: Some(ms(30.96)),
+        };
+        case(
+            all,
+            70.0,
+            "fetch;dur=12.3, decode;dur=20.0, resize;dur=3.3, encode;dur=0.0, store;dur=31.0, \
+             total;dur=70.0",
+        );
+        case(
+            Phases { fetch: Some(ms(4.0)), ..Phases::default() },
+            5.0,
+            "fetch;dur=4.0, total;dur=5.0",
+        );
+        case(Phases::default(), 0.26, "total;dur=0.3");
+    }
+
+    #[test]
+    fn an_error_record_counts_an_error_under_its_code_and_omits_what_did_not_happen() {
+        let miss = Miss {
+            key: Some("300x300/photos/cat.jpg".into()),
+            made: false,
+            measured: Measurements {
+                phases: Phases { fetch: Some(ms(8.0)), ..Phases::default() },
+                ..Measurements::default()
+            },
+        };
+        let code = ApiError::OriginalNotFound("photos/cat.jpg".into()).code();
+        let doc = miss_record(&miss, code, StatusCode::NOT_FOUND, ms(9.5)).to_json(1);
+        assert!(crate::metrics::violations(&doc).is_empty(), "{doc}");
+        let names: Vec<&str> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Misses", "Errors", "ServerErrors", "Latency", "FetchTime"]);
+        assert_eq!((doc["Errors"].as_f64(), doc["ServerErrors"].as_f64()), (Some(1.0), Some(0.0)));
+        assert_eq!(doc["Latency"].as_f64(), Some(9.5));
+        assert_eq!(doc["Outcome"], "original-not-found");
+        assert_eq!(doc["Status"], 404);
+        assert_eq!(doc["Key"], "300x300/photos/cat.jpg");
+        for absent in ["SourceFormat", "OutputFormat", "BytesIn", "BytesOut", "Joined"] {
+            assert!(doc.get(absent).is_none(), "{absent} in {doc}");
+        }
+    }
+
+    #[test]
+    fn a_5xx_is_a_server_error() {
+        let doc =
+            miss_record(&Miss::default(), "storage-timeout", StatusCode::GATEWAY_TIMEOUT, ms(1.0));
+        let doc = doc.to_json(1);
+        assert_eq!((doc["Errors"].as_f64(), doc["ServerErrors"].as_f64()), (Some(1.0), Some(1.0)));
+    }
+
+    #[test]
+    fn a_made_record_has_no_error() {
+        let miss = Miss { made: true, ..Miss::default() };
+        let doc = miss_record(&miss, OUTCOME_MADE, StatusCode::TEMPORARY_REDIRECT, ms(1.0));
+        let doc = doc.to_json(1);
+        assert_eq!((doc["Errors"].as_f64(), doc["Outcome"].as_str()), (Some(0.0), Some("made")));
+    }
 
     #[test]
     fn the_secret_comparison_needs_every_byte() {

@@ -13,9 +13,11 @@
 pub mod config;
 pub mod derivatives;
 pub mod error;
+pub mod events;
 pub mod geometry;
 pub mod handler;
 pub mod key;
+pub mod metrics;
 pub mod pipeline;
 pub mod store;
 mod webp_icc;

@@ -6,6 +6,7 @@
 //! profile and nothing else (no EXIF, GPS or comments).
 
 use std::io::Cursor;
+use std::time::{Duration, Instant};
 
 use fast_image_resize as fr;
 use image::metadata::Orientation;
@@ -40,6 +41,16 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format's short name, as logged (`jpeg`, `png`, `webp`, `gif`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jpeg => "jpeg",
+            Format::Png => "png",
+            Format::WebP => "webp",
+            Format::Gif => "gif",
+        }
+    }
+
     /// The Content-Type stored with the derivative.
     pub fn content_type(self) -> &'static str {
         match self {
@@ -67,10 +78,25 @@ pub struct Derivative {
     pub bytes: Vec<u8>,
     /// Its format (the original's).
     pub format: Format,
+    /// The original's format, as detected from its bytes (today always `format`).
+    pub source_format: Format,
     /// Width in pixels.
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+    /// How long each stage took.
+    pub timings: Timings,
+}
+
+/// The wall-clock time of each stage of one [`resize`], for metrics and Server-Timing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// Format detection, limit checks and decoding (at a reduced DCT scale for JPEG).
+    pub decode: Duration,
+    /// Resampling, cropping and applying the EXIF orientation.
+    pub resize: Duration,
+    /// Encoding the derivative.
+    pub encode: Duration,
 }
 
 /// Why the pipeline could not produce a derivative.
@@ -136,8 +162,10 @@ struct Decoded {
     icc_profile: Option<Vec<u8>>,
 }
 
-/// Runs the whole pipeline on an original's bytes.
+/// Runs the whole pipeline on an original's bytes. A refusal carries no timings: a stage
+/// that failed is not timed.
 pub fn resize(source: &[u8], size: Size, limits: &Limits) -> Result<Derivative, PipelineError> {
+    let started = Instant::now();
     if source.len() as u64 > limits.max_source_bytes {
         return Err(PipelineError::SourceTooLarge(format!(
             "{} bytes, limit {}",
@@ -151,6 +179,7 @@ pub fn resize(source: &[u8], size: Size, limits: &Limits) -> Result<Derivative, 
         other => decode_generic(source, other, limits)?,
     };
     let Decoded { source_size, raster, orientation, icc_profile } = decoded;
+    let decoded_at = Instant::now();
 
     // Work out the output in display orientation, then resize in the source's orientation
     // and rotate the small result: cheaper than rotating the big decoded image, and the
@@ -164,8 +193,21 @@ pub fn resize(source: &[u8], size: Size, limits: &Limits) -> Result<Derivative, 
     let crop_to_fill = matches!(size, Size::Box { .. });
     let resized = resize_raster(raster, target_w, target_h, crop_to_fill)?;
     let oriented = orient(resized, orientation);
+    let resized_at = Instant::now();
     let bytes = encode(&oriented, format, icc_profile)?;
-    Ok(Derivative { bytes, format, width: oriented.width, height: oriented.height })
+    let timings = Timings {
+        decode: decoded_at - started,
+        resize: resized_at - decoded_at,
+        encode: resized_at.elapsed(),
+    };
+    Ok(Derivative {
+        bytes,
+        format,
+        source_format: format,
+        width: oriented.width,
+        height: oriented.height,
+        timings,
+    })
 }
 
 fn swaps_axes(o: Orientation) -> bool {
@@ -540,6 +582,19 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn each_stage_is_timed_within_the_call() {
+        let started = std::time::Instant::now();
+        let out = resize(PHOTO, boxed(300, 300), &LIMITS).unwrap();
+        let wall = started.elapsed();
+        let Timings { decode, resize, encode } = out.timings;
+        for (stage, took) in [("decode", decode), ("resize", resize), ("encode", encode)] {
+            assert!(took > Duration::ZERO, "{stage} was not timed: {:?}", out.timings);
+        }
+        assert!(decode + resize + encode <= wall, "{:?} in {wall:?}", out.timings);
+        assert_eq!((out.source_format, out.format), (Format::Jpeg, Format::Jpeg));
     }
 
     #[test]

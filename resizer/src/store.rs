@@ -56,6 +56,41 @@ pub struct StoredObject {
     pub content_type: Option<String>,
     /// Its Cache-Control.
     pub cache_control: Option<String>,
+    /// Its ETag, without the quotes S3 puts around it.
+    pub etag: Option<String>,
+}
+
+/// What a HEAD tells of an object.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectHead {
+    /// Its ETag, without the quotes S3 puts around it.
+    pub etag: Option<String>,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its Content-Type.
+    pub content_type: Option<String>,
+    /// The original's ETag a derivative was made from ([`SOURCE_ETAG_METADATA`]).
+    pub source_etag: Option<String>,
+}
+
+/// The user metadata (`x-amz-meta-source-etag`) every derivative carries: the ETag of the
+/// original it was made from, so a purge can tell a stale size from a fresh one.
+pub const SOURCE_ETAG_METADATA: &str = "source-etag";
+
+/// An ETag without its quotes, as S3 event notifications write it.
+pub fn unquote(etag: &str) -> String {
+    etag.trim_matches('"').to_owned()
+}
+
+/// How a derivative is stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp<'a> {
+    /// Its Content-Type.
+    pub content_type: &'a str,
+    /// Its Cache-Control.
+    pub cache_control: &'a str,
+    /// The ETag of the original it was made from.
+    pub source_etag: Option<&'a str>,
 }
 
 /// A bucket reached through aws-sdk-s3.
@@ -126,13 +161,35 @@ impl Store {
 
     /// Whether `key` exists (HEAD).
     pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        self.head(key).await.map(|head| head.is_some())
+    }
+
+    /// `key`'s ETag, size, type and source stamp (HEAD); `None` when it does not exist.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StoreError> {
         match self.client.head_object().bucket(&self.bucket).key(key).send().await {
-            Ok(_) => Ok(true),
+            Ok(out) => Ok(Some(ObjectHead {
+                etag: out.e_tag().map(unquote),
+                size: out.content_length().unwrap_or(0).max(0) as u64,
+                content_type: out.content_type().filter(|v| !v.is_empty()).map(str::to_owned),
+                source_etag: out.metadata().and_then(|m| m.get(SOURCE_ETAG_METADATA)).cloned(),
+            })),
             Err(e) => match classify(e, Op::Read) {
-                StoreError::NotFound => Ok(false),
+                StoreError::NotFound => Ok(None),
                 other => Err(other),
             },
         }
+    }
+
+    /// Deletes `key` (S3 answers success whether or not it existed).
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, Op::Write))
     }
 
     /// Reads `key` whole, refusing before reading the body when Content-Length exceeds
@@ -157,6 +214,7 @@ impl Store {
         }
         let content_type = out.content_type().filter(|v| !v.is_empty()).map(str::to_owned);
         let cache_control = out.cache_control().filter(|v| !v.is_empty()).map(str::to_owned);
+        let etag = out.e_tag().map(unquote);
         let body = out
             .body
             .collect()
@@ -166,7 +224,7 @@ impl Store {
         if bytes.len() as u64 > max_bytes {
             return Err(StoreError::TooLarge { size: bytes.len() as u64, limit: max_bytes });
         }
-        Ok(StoredObject { body: bytes, content_type, cache_control })
+        Ok(StoredObject { body: bytes, content_type, cache_control, etag })
     }
 
     /// Writes `key` only if it does not exist yet (`If-None-Match: *`). A 409 (another
@@ -178,20 +236,32 @@ impl Store {
         content_type: &str,
         cache_control: &str,
     ) -> Result<PutOutcome, StoreError> {
+        let stamp = Stamp { content_type, cache_control, source_etag: None };
+        self.put_stamped(key, body, stamp).await
+    }
+
+    /// [`Store::put_if_absent`] with the original's ETag in the object's metadata.
+    pub async fn put_stamped(
+        &self,
+        key: &str,
+        body: impl Into<Bytes>,
+        stamp: Stamp<'_>,
+    ) -> Result<PutOutcome, StoreError> {
         let body: Bytes = body.into();
         let mut attempt = 0u32;
         loop {
-            let result = self
+            let mut put = self
                 .client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
                 .if_none_match("*")
-                .content_type(content_type)
-                .cache_control(cache_control)
-                .body(ByteStream::from(body.clone()))
-                .send()
-                .await;
+                .content_type(stamp.content_type)
+                .cache_control(stamp.cache_control);
+            if let Some(etag) = stamp.source_etag {
+                put = put.metadata(SOURCE_ETAG_METADATA, etag);
+            }
+            let result = put.body(ByteStream::from(body.clone())).send().await;
             match result.map_err(|e| classify(e, Op::Write)) {
                 Ok(_) => return Ok(PutOutcome::Created),
                 Err(StoreError::AlreadyExists) => return Ok(PutOutcome::AlreadyExisted),

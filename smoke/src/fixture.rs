@@ -20,6 +20,15 @@ pub fn photo() -> Result<Vec<u8>, image::ImageError> {
     Ok(out)
 }
 
+/// A JPEG of [`PHOTO_SIZE`] in one colour (a replacement nothing like [`photo`]).
+pub fn solid(rgb: [u8; 3]) -> Result<Vec<u8>, image::ImageError> {
+    let (w, h) = PHOTO_SIZE;
+    let mut out = Vec::new();
+    RgbImage::from_pixel(w, h, image::Rgb(rgb))
+        .write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)?;
+    Ok(out)
+}
+
 /// The format and dimensions of an image body, if it is one.
 pub fn inspect(bytes: &[u8]) -> Option<(ImageFormat, u32, u32)> {
     let format = image::guess_format(bytes).ok()?;

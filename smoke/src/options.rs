@@ -67,6 +67,11 @@ pub struct Cli {
     /// Names this run's objects (default: random).
     #[arg(long)]
     pub run_id: Option<String>,
+    /// How long, in seconds, to wait for a replaced original's size to be purged from the
+    /// bucket and then served anew by CloudFront (S3's event, the queue, the events
+    /// function, then the invalidation, which CloudFront completes in about a minute).
+    #[arg(long, default_value_t = 300)]
+    pub purge_wait: u64,
 }
 
 /// Why the command line cannot be used.
@@ -202,6 +207,8 @@ pub struct Options {
     pub keep: bool,
     /// Names this run's objects.
     pub run_id: String,
+    /// How long to wait for a purge to be seen ([`Cli::purge_wait`]).
+    pub purge_wait: std::time::Duration,
     /// Print each row as it is decided.
     pub echo: bool,
 }
@@ -223,6 +230,7 @@ impl Options {
             key_decoding: KeyDecoding::Auto,
             keep: false,
             run_id: random_run_id(),
+            purge_wait: std::time::Duration::from_secs(300),
             echo: true,
         })
     }
@@ -275,6 +283,7 @@ impl Cli {
         }
         options.key_decoding = self.key_encoding;
         options.keep = self.keep;
+        options.purge_wait = std::time::Duration::from_secs(self.purge_wait);
         if let Some(id) = self.run_id {
             let valid = (1..=32).contains(&id.len())
                 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());

@@ -31,7 +31,7 @@ async fn run_binary(stack: &Stack, pem: &str, token: &str) -> Output {
         .args(["--key-pair-id", devserver::DEV_KEY_PAIR_ID])
         .arg("--private-key")
         .arg(&key_file)
-        .args(["--sizes", "64x,48x"]);
+        .args(["--sizes", "64x,48x", "--purge-wait", "30"]);
     if let Some(url) = &server.function_url {
         command.args(["--function-url", url]);
     }
@@ -64,7 +64,7 @@ fn table_row<'a>(stdout: &'a str, check: &str) -> &'a str {
 async fn the_binary_passes_on_a_sound_stack_and_exits_zero() {
     let pem = cloudfront_key();
     let pem_for_stack = pem.clone();
-    let stack = Stack::start_with(&[], move |o| {
+    let stack = Stack::start_with(&[("ALLOWED_RESOLUTIONS", "64x,48x")], move |o| {
         o.delivery = DeliveryMode::Failover;
         o.cloudfront_private_key = Some(pem_for_stack);
     })

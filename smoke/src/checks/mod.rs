@@ -14,13 +14,15 @@
 //! - [`origins`]: the HTTP API's and the function URL's own addresses refuse requests
 //!   that did not come through CloudFront;
 //! - [`signer_api`]: an IP-bound cookie from the signer opens from the caller's address;
-//! - [`uploads`]: the three kinds of upload through the signer, stored and opened.
+//! - [`uploads`]: the three kinds of upload through the signer, stored and opened;
+//! - [`purge`]: a replaced original's size leaves the bucket and the edge.
 
 pub mod delivery;
 pub mod guard;
 pub mod keys;
 pub mod origins;
 pub mod private;
+pub mod purge;
 pub mod signer_api;
 pub mod uploads;
 
@@ -77,6 +79,8 @@ pub mod names {
     pub const IP_BOUND: &str = "an IP-bound cookie accepted from the caller's address";
     /// [`super::uploads::through_signer`].
     pub const UPLOADS: &str = "uploads through the signer";
+    /// [`super::purge::replaced_original`].
+    pub const PURGE: &str = "a replaced original's size purged and served anew";
     /// Deleting what the run uploaded and made.
     pub const CLEANUP: &str = "cleanup";
 }
@@ -93,6 +97,9 @@ pub enum CheckError {
     /// The cookies could not be signed.
     #[error("signing cookies: {0}")]
     Sign(#[from] SignError),
+    /// A test image could not be made.
+    #[error("making a test image: {0}")]
+    Fixture(String),
 }
 
 /// A check's conclusion, or why it could not reach one (a FAIL).
@@ -337,6 +344,7 @@ pub async fn run(options: &Options, s3: aws_sdk_s3::Client) -> Report {
         origins::function_url(&mut smoke).await;
         signer_api::ip_bound_cookie(&mut smoke).await;
         uploads::through_signer(&mut smoke).await;
+        purge::replaced_original(&mut smoke).await;
     }
     cleanup(&mut smoke).await;
     smoke.report

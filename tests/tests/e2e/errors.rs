@@ -166,16 +166,20 @@ async fn box_limit(mode: DeliveryMode) {
 }
 
 /// A port with nothing listening.
-async fn dead_endpoint() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    format!("http://{addr}")
+/// An endpoint that refuses connections: a port bound but never listened on, held for as
+/// long as the socket lives (a port merely closed again could be taken by another test's
+/// server in the meantime, which then answers).
+fn dead_endpoint() -> (String, tokio::net::TcpSocket) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (format!("http://{addr}"), socket)
 }
 
 #[tokio::test]
 async fn unreachable_storage_is_503() {
-    let stack = stack_on(DeliveryMode::Redirect, dead_endpoint().await, &[], None).await;
+    let (endpoint, _held) = dead_endpoint();
+    let stack = stack_on(DeliveryMode::Redirect, endpoint, &[], None).await;
     let (status, json) = error_of(&stack, "300x300/a.jpg").await;
     assert_eq!((status, json["code"].as_str()), (503, Some("storage-unavailable")), "{json}");
     assert!(
@@ -223,7 +227,8 @@ async fn storage_refusing_our_signature_is_502() {
 async fn unreachable_storage_behind_the_failover_origin_is_503_from_the_resizer() {
     // The bucket cannot be reached either, so CloudFront fails over to the resizer, whose
     // own read fails in turn.
-    let stack = stack_on(DeliveryMode::Failover, dead_endpoint().await, &[], None).await;
+    let (endpoint, _held) = dead_endpoint();
+    let stack = stack_on(DeliveryMode::Failover, endpoint, &[], None).await;
     let chain = stack.follow(Method::GET, "/300x300/a.jpg").await;
     assert_eq!(chain.statuses(), [503], "{chain:#?}");
     assert_eq!(chain.json()["code"], "storage-unavailable");

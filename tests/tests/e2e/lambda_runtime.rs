@@ -183,3 +183,73 @@ async fn a_signer_with_an_unreadable_key_exits_at_start_naming_the_variable() {
     assert!(output.contains("CLOUDFRONT_PRIVATE_KEY"), "{output}");
     assert_eq!(api.polls(), 0, "it asked for work with a broken configuration");
 }
+
+/// An SQS event as a Lambda event source mapping delivers it: one message per body.
+fn sqs_event(bodies: &[(&str, String)]) -> String {
+    let records: Vec<serde_json::Value> = bodies
+        .iter()
+        .map(|(id, body)| {
+            serde_json::json!({
+                "messageId": id,
+                "receiptHandle": format!("AQEB{id}"),
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1795665000123",
+                    "SenderId": "AIDAJHIPRHEMV73VRJEBU",
+                    "ApproximateFirstReceiveTimestamp": "1795665000140"
+                },
+                "messageAttributes": {},
+                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:images-events",
+                "awsRegion": "eu-west-1"
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records }).to_string()
+}
+
+#[tokio::test]
+async fn the_events_bootstrap_purges_a_stale_size_makes_the_pregenerated_ones_and_reports_bad_messages(
+) {
+    let stack = Stack::start(&[]).await;
+    let original = "photos/ảnh mèo+1.jpg";
+    stack.put(original, devserver::SAMPLE_PHOTO.to_vec(), "image/jpeg").await;
+    // A size made from an older version of the original.
+    let store = resizer::store::Store::new(stack.server.client().clone(), &stack.server.bucket);
+    let stamp = resizer::store::Stamp {
+        content_type: "image/jpeg",
+        cache_control: "public, max-age=31536000, immutable",
+        source_etag: Some("0123456789abcdef0123456789abcdef"),
+    };
+    store.put_stamped("300x300/photos/ảnh mèo+1.jpg", vec![1, 2, 3], stamp).await.unwrap();
+
+    let api = RuntimeApi::start().await;
+    let env = with(
+        [lambda_environment(&api, "events"), store_env(&stack)].concat(),
+        &[("ALLOWED_RESOLUTIONS", "200x200,300x300"), ("PREGENERATE", "200x200")],
+    );
+    let function = Function::spawn(&bootstrap("events"), &env);
+    let notification = std::fs::read_to_string(format!(
+        "{}/data/s3_sqs/s3_object_created.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let event = sqs_event(&[
+        ("0b1d2a3c-0000-4000-8000-000000000001", notification),
+        ("0b1d2a3c-0000-4000-8000-000000000002", "{\"not\": \"an S3 event\"}".into()),
+    ]);
+    let answer = response(api.invoke(&event, INVOKE).await);
+    assert_eq!(
+        answer,
+        serde_json::json!({ "batchItemFailures": [
+            { "itemIdentifier": "0b1d2a3c-0000-4000-8000-000000000002" }
+        ]})
+    );
+    assert_eq!(stack.get("300x300/photos/ảnh mèo+1.jpg").await, None, "the stale size is gone");
+    let (made, _, _) = stack.get("200x200/photos/ảnh mèo+1.jpg").await.expect("pregenerated");
+    assert_eq!(inspect(&made), (ImageFormat::Jpeg, 200, 200));
+    assert!(stack.get(original).await.is_some(), "the original stays");
+    drop(function);
+}

@@ -328,3 +328,22 @@ async fn a_large_file_goes_up_in_presigned_parts_and_displays() {
     }
     assert_eq!(dims(&attempt["images"][1]["decoded"]), (200, 200));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_upload_gets_the_pregenerated_sizes_the_page_never_asked_for() {
+    let stack = Stack::start(&[("PREGENERATE", "300x300")]).await;
+    let files = tempfile::tempdir().unwrap();
+    let path = files.path().join("photo.jpg");
+    std::fs::write(&path, small_jpeg()).unwrap();
+    let input = json!({ "files": [{ "name": "photo.jpg", "path": path }] });
+    let report = browse(&stack, "upload", "upload-pregenerated", input).await;
+    assert_eq!(report["errors"], json!([]));
+    let ok = &report["attempts"][0];
+    assert_eq!(ok["outcome"], "uploaded", "{ok}");
+    let key = ok["key"].as_str().unwrap();
+    stack.server.events_settled().await;
+    // The page shows 640x and 200x200; 300x300 was made by the upload's S3 event.
+    let (made, _, _) = stack.get(&format!("300x300/{key}")).await.expect("pregenerated");
+    assert_eq!(e2e::inspect(&made), (image::ImageFormat::Jpeg, 300, 300));
+    assert_eq!(stack.server.object_writes(&format!("300x300/{key}")), 1);
+}

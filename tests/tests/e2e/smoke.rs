@@ -32,13 +32,18 @@ async fn stack_with_key(
     adjust: impl FnOnce(&mut devserver::Options),
 ) -> Stack {
     let pem = pem.to_owned();
-    Stack::start_with(&[], move |o| {
+    // The template's default sizes (the smoke test's 320x and 640x among them): a purge
+    // needs a list.
+    Stack::start_with(&[("ALLOWED_RESOLUTIONS", TEMPLATE_SIZES)], move |o| {
         o.delivery = mode;
         o.cloudfront_private_key = Some(pem);
         adjust(o);
     })
     .await
 }
+
+/// template.yaml's default AllowedResolutions.
+const TEMPLATE_SIZES: &str = "200x200,300x300,320x,640x,1024x,1280x";
 
 /// Runs the smoke test against `stack` with every option it can use, as `scripts/smoke`
 /// would pass them.
@@ -69,6 +74,9 @@ async fn smoke_run_with(stack: &Stack, pem: &str, extra: &[&str]) -> Report {
         devserver::DEV_KEY_PAIR_ID.into(),
         "--private-key".into(),
         key_file.path().display().to_string(),
+        // The devserver's events take well under a second.
+        "--purge-wait".into(),
+        "30".into(),
     ];
     if let Some(url) = &server.function_url {
         args.extend(["--function-url".to_owned(), url.clone()]);
@@ -113,7 +121,7 @@ async fn every_check_passes(mode: DeliveryMode) {
             .extend([(names::KEY_ENCODING, Outcome::Skip), (names::RESIZE_PRIVATE, Outcome::Skip)]),
     }
     assert_rows(&report, &expected);
-    assert_eq!(report.rows().len(), 22, "{}", report.table());
+    assert_eq!(report.rows().len(), 23, "{}", report.table());
     if mode == DeliveryMode::Redirect {
         let seen = &report.row(names::KEY_ENCODING).unwrap().seen;
         assert!(seen.contains("percent-encoded once; set RedirectKeyEncoding=once"), "{seen}");
@@ -133,6 +141,11 @@ async fn every_check_passes(mode: DeliveryMode) {
     }
     assert_eq!(seen.matches("stored image/jpeg, Cache-Control max-age=86400").count(), 3, "{seen}");
     assert_eq!(seen.matches(", made").count(), 3, "{seen}");
+    // The replaced original's size left the bucket and the edge (the devserver's events
+    // and invalidations).
+    let seen = &report.row(names::PURGE).unwrap().seen;
+    assert!(seen.contains("the old size left the bucket after"), "{seen}");
+    assert!(seen.contains("the site served the new size after"), "{seen}");
     // The devserver runs the path guard before the signature check, on the raw path.
     let seen = &report.row(names::CHECK_ORDER).unwrap().seen;
     assert!(seen.contains("(encoded-private-path)"), "{seen}");

@@ -2,7 +2,10 @@
 //! devserver's CloudFormation evaluator for that mode's DeliveryMode): the bucket's routing
 //! rules are website-rules.json's, the bucket is private in failover mode, the roles grant no
 //! more than listed (the resizer writes only new objects under the allowed size prefixes),
-//! the routes, origins, origin group, permissions and outputs are those of the mode.
+//! the routes, origins, origin group, permissions and outputs are those of the mode; the
+//! bucket's events reach the events function through a queue with a dead-letter queue, and
+//! its role deletes only allowed sizes and uploads; the dashboard is JSON naming every metric
+//! the functions emit, and the alarms tell the alarm topic.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -414,14 +417,27 @@ fn the_stack_outputs_what_each_mode_has_and_keeps_its_logs() {
         (DeliveryMode::Failover, "ResizerFunctionUrl", "WebsiteEndpoint"),
     ] {
         let outputs = crate::template::outputs(mode);
-        for output in ["SiteUrl", "DeliveryMode", "DistributionDomainName", "ApiUrl", present] {
+        for output in [
+            "SiteUrl",
+            "DeliveryMode",
+            "DistributionDomainName",
+            "ApiUrl",
+            "EventsQueueUrl",
+            "DeadLetterQueueUrl",
+            "AlarmTopicArn",
+            "DashboardName",
+            "DashboardUrl",
+            present,
+        ] {
             assert!(outputs.contains(output), "{mode}: no output {output}");
         }
         assert!(!outputs.contains(missing), "{mode}: {missing}");
         let template = read(mode, &[]);
-        for (function, group) in
-            [("ResizerFunction", "ResizerLogGroup"), ("SignerFunction", "SignerLogGroup")]
-        {
+        for (function, group) in [
+            ("ResizerFunction", "ResizerLogGroup"),
+            ("SignerFunction", "SignerLogGroup"),
+            ("EventsFunction", "EventsLogGroup"),
+        ] {
             let logging = &resource(&template, function)["Properties"]["LoggingConfig"];
             assert_eq!(logging["LogGroup"], json!({"!Ref": group}));
             let retention = &resource(&template, group)["Properties"]["RetentionInDays"];
@@ -443,4 +459,599 @@ fn outputs(mode: DeliveryMode) -> BTreeSet<String> {
         })
         .map(|(name, _)| name.clone())
         .collect()
+}
+
+// --- Events, purge and pregeneration; metrics, dashboard and alarms (issue 14) ---------
+
+/// The ARNs a statement's `Resource` (one ARN, or a list) renders to with `sizes` as
+/// AllowedResolutions.
+fn rendered_arns(resource: &Value, sizes: &str) -> Vec<String> {
+    let params = HashMap::from([
+        ("AWS::Partition", "aws"),
+        ("AWS::AccountId", "111122223333"),
+        ("BucketName", "images"),
+        ("Distribution", "E2DIST"),
+        ("AllowedResolutions", sizes),
+    ]);
+    match render(resource, &params) {
+        Value::Array(items) => items.iter().map(|v| v.as_str().unwrap().to_owned()).collect(),
+        Value::String(one) => vec![one],
+        other => panic!("{other}"),
+    }
+}
+
+/// The statements among `statements` that allow `action`.
+fn granting(statements: &[Value], action: &str) -> Vec<Value> {
+    statements.iter().filter(|s| s["Action"] == action).cloned().collect()
+}
+
+/// The template as written (conditions unevaluated), for what the evaluator does not keep.
+fn raw() -> Value {
+    devserver::cloudformation::yaml_to_json(TEMPLATE).unwrap()
+}
+
+#[test]
+fn the_bucket_tells_the_events_queue_of_every_create_and_remove_once_the_queue_lets_it() {
+    for mode in e2e::MODES {
+        let template = read(mode, &[]);
+        let bucket = resource(&template, "ImagesBucket");
+        // S3 checks it may send to the queue when the configuration is set: the queue's
+        // policy must exist first.
+        let depends: Vec<Value> = match &bucket["DependsOn"] {
+            Value::Array(items) => items.clone(),
+            one => vec![one.clone()],
+        };
+        assert!(depends.contains(&json!("EventsQueuePolicy")), "{mode}: DependsOn {depends:?}");
+        let queue_arn = json!({"!GetAtt": "EventsQueue.Arn"});
+        let mut events = BTreeSet::new();
+        for rule in bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+            .as_array()
+            .expect("QueueConfigurations")
+        {
+            assert_eq!(rule["Queue"], queue_arn, "{mode}");
+            assert!(rule.get("Filter").is_none(), "{mode}: every key, derivatives included");
+            events.insert(rule["Event"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(
+            events,
+            BTreeSet::from(["s3:ObjectCreated:*".to_owned(), "s3:ObjectRemoved:*".to_owned()]),
+            "{mode}"
+        );
+
+        // Only this account's bucket may send, and only send; the bucket's ARN is built from
+        // its name (the bucket depends on this policy).
+        let policy = resource(&template, "EventsQueuePolicy")["Properties"].clone();
+        assert_eq!(policy["Queues"], json!([{"!Ref": "EventsQueue"}]));
+        let statements = policy["PolicyDocument"]["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 1);
+        let s = &statements[0];
+        assert_eq!(s["Effect"], "Allow");
+        assert_eq!(s["Principal"], json!({"Service": "s3.amazonaws.com"}));
+        assert_eq!(s["Action"], "sqs:SendMessage");
+        assert_eq!(s["Resource"], queue_arn);
+        let source = s["Condition"]["ArnEquals"]["aws:SourceArn"]
+            .get("!Sub")
+            .or(s["Condition"]["ArnLike"]["aws:SourceArn"].get("!Sub"))
+            .expect("aws:SourceArn")
+            .clone();
+        assert_eq!(source, "arn:${AWS::Partition}:s3:::${BucketName}");
+        assert_eq!(
+            s["Condition"]["StringEquals"]["aws:SourceAccount"],
+            json!({"!Ref": "AWS::AccountId"})
+        );
+    }
+}
+
+#[test]
+fn an_event_that_fails_five_times_waits_fourteen_days_in_the_dead_letter_queue() {
+    let template = read(DeliveryMode::Redirect, &[]);
+    let queue = resource(&template, "EventsQueue")["Properties"].clone();
+    let dlq = resource(&template, "EventsDeadLetterQueue")["Properties"].clone();
+    assert_eq!(
+        queue["RedrivePolicy"],
+        json!({"deadLetterTargetArn": {"!GetAtt": "EventsDeadLetterQueue.Arn"}, "maxReceiveCount": 5})
+    );
+    assert_eq!(dlq["MessageRetentionPeriod"], 14 * 24 * 3600);
+    assert!(dlq.get("RedrivePolicy").is_none());
+    let queue_retention = queue["MessageRetentionPeriod"].as_u64().unwrap_or(4 * 24 * 3600);
+    assert!(queue_retention < 14 * 24 * 3600, "a message must not outlive its queue's DLQ");
+    for q in [&queue, &dlq] {
+        assert_eq!(q["SqsManagedSseEnabled"], true);
+    }
+    // Lambda asks an SQS source's visibility timeout to be at least six times the function's
+    // timeout, or a message still being handled is handed out again.
+    let function = resource(&template, "EventsFunction")["Properties"].clone();
+    let timeout = function["Timeout"].as_u64().expect("a literal Timeout");
+    assert!(
+        queue["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout,
+        "visibility {} < 6 x {timeout}",
+        queue["VisibilityTimeout"]
+    );
+    let sources: Vec<&Value> = function["Events"]
+        .as_object()
+        .expect("Events")
+        .values()
+        .filter(|e| e["Type"] == "SQS")
+        .collect();
+    assert_eq!(sources.len(), 1);
+    let source = &sources[0]["Properties"];
+    assert_eq!(source["Queue"], json!({"!GetAtt": "EventsQueue.Arn"}));
+    assert_eq!(source["BatchSize"], 10);
+    assert_eq!(source["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]));
+}
+
+#[test]
+fn the_events_function_runs_the_events_binary_with_the_resizers_limits_and_its_own_lists() {
+    for mode in e2e::MODES {
+        let template = read(mode, &[]);
+        let events = resource(&template, "EventsFunction");
+        let resizer = resource(&template, "ResizerFunction");
+        assert_eq!(events["Metadata"]["BuildMethod"], "rust-cargolambda");
+        assert_eq!(events["Metadata"]["BuildProperties"]["Binary"], "events");
+        assert_eq!(events["Properties"]["MemorySize"], resizer["Properties"]["MemorySize"]);
+        let env = &events["Properties"]["Environment"]["Variables"];
+        let resizer_env = &resizer["Properties"]["Environment"]["Variables"];
+        for shared in [
+            "BUCKET",
+            "ALLOWED_RESOLUTIONS",
+            "MAX_DIMENSION",
+            "MAX_SOURCE_BYTES",
+            "MAX_SOURCE_PIXELS",
+            "DERIVATIVE_CACHE_CONTROL",
+            "RUST_LOG",
+        ] {
+            assert!(!env[shared].is_null(), "{mode}: {shared}");
+            assert_eq!(env[shared], resizer_env[shared], "{mode}: {shared}");
+        }
+        assert_eq!(env["PREGENERATE"], json!({"!Ref": "Pregenerate"}));
+        assert_eq!(env["DISTRIBUTION_ID"], json!({"!Ref": "Distribution"}));
+        // It answers no viewer: no secret of CloudFront's to hold.
+        assert!(env.get("ORIGIN_VERIFY_SECRET").is_none());
+    }
+    // Pregenerate takes the sizes AllowedResolutions takes, and none by default.
+    let raw = raw();
+    let (pregenerate, allowed) =
+        (&raw["Parameters"]["Pregenerate"], &raw["Parameters"]["AllowedResolutions"]);
+    assert_eq!(pregenerate["Default"], "");
+    assert_eq!(pregenerate["AllowedPattern"], allowed["AllowedPattern"]);
+    let pattern = regex::Regex::new(pregenerate["AllowedPattern"].as_str().unwrap()).unwrap();
+    for ok in ["", "200x200", "200x200,640x,x100"] {
+        assert!(pattern.is_match(ok), "{ok:?}");
+    }
+    for bad in ["200x200, 640x", "0x100", "x", "abc"] {
+        assert!(!pattern.is_match(bad), "{bad:?}");
+    }
+}
+
+#[test]
+fn the_events_function_deletes_only_allowed_sizes_and_uploads_and_creates_only_allowed_sizes() {
+    for (sizes, sized, refused) in [
+        (
+            "200x200,300x300,320x,640x,1024x,1280x",
+            vec!["300x300/photos/cat.jpg", "640x/a/b.png", "1280x/uploads/u/x.jpg"],
+            vec!["300x301/a.jpg", "640x640/a.jpg", "x640/a.jpg"],
+        ),
+        ("x200", vec!["x200/a.jpg"], vec!["200x200/a.jpg"]),
+        // Sixteen, the most: every slot holds a size.
+        (
+            "1x,2x,3x,4x,5x,6x,7x,8x,9x,10x,11x,12x,13x,14x,15x,16x",
+            vec!["1x/a.jpg", "9x/a.jpg", "15x/a.jpg", "16x/a.jpg"],
+            vec!["17x/a.jpg", "0x0/a.jpg"],
+        ),
+        // Empty: any size is allowed, so an original's sizes cannot be named from the lists
+        // and nothing is purged: no delete of sizes at all.
+        ("", vec![], vec!["300x300/a.jpg", "x200/a.jpg"]),
+    ] {
+        let template = read(DeliveryMode::Redirect, &[("AllowedResolutions", sizes)]);
+        let grants = statements(&template, "EventsFunction");
+        let mut actions = BTreeSet::new();
+        for s in &grants {
+            assert_eq!(s["Effect"], "Allow");
+            actions.insert(s["Action"].as_str().expect("one action a statement").to_owned());
+        }
+        assert_eq!(
+            actions,
+            BTreeSet::from([
+                "s3:GetObject".to_owned(),
+                "s3:ListBucket".into(),
+                "s3:PutObject".into(),
+                "s3:DeleteObject".into(),
+                "cloudfront:CreateInvalidation".into(),
+            ]),
+            "{sizes:?}"
+        );
+        let one = |action: &str| {
+            let found = granting(&grants, action);
+            assert_eq!(found.len(), 1, "{sizes:?}: {action}");
+            found[0].clone()
+        };
+        let bucket = "arn:${AWS::Partition}:s3:::${BucketName}";
+        assert_eq!(one("s3:GetObject")["Resource"]["!Sub"], format!("{bucket}/*"));
+        assert_eq!(one("s3:ListBucket")["Resource"]["!Sub"], bucket);
+        assert_eq!(
+            one("cloudfront:CreateInvalidation")["Resource"]["!Sub"],
+            "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${Distribution}"
+        );
+
+        // Writes: the resizer's grant exactly (the same 16 slots), create-only.
+        let write = one("s3:PutObject");
+        let resizer_statements = statements(&template, "ResizerFunction");
+        let resizer_write = &granting(&resizer_statements, "s3:PutObject")[0];
+        assert_eq!(write["Condition"], json!({"Null": {"s3:if-none-match": "false"}}));
+        assert_eq!(write["Condition"], resizer_write["Condition"]);
+        let writable_arns = rendered_arns(&write["Resource"], sizes);
+        assert_eq!(writable_arns, rendered_arns(&resizer_write["Resource"], sizes), "{sizes:?}");
+        if !sizes.is_empty() {
+            assert_eq!(writable_arns.len(), 16, "{sizes:?}");
+            for key in &sized {
+                assert!(writable(&writable_arns, key), "{sizes:?}: {key} should be writable");
+            }
+            for key in refused.iter().chain(&["photos/cat.jpg", "uploads/u/a.jpg"]) {
+                assert!(!writable(&writable_arns, key), "{sizes:?}: {key} writable");
+            }
+        }
+
+        // Deletes: the allowed sizes, and uploads/ (rejected uploads); never another
+        // original.
+        let mut deletable_arns = Vec::new();
+        for s in granting(&grants, "s3:DeleteObject") {
+            assert!(s.get("Condition").is_none());
+            deletable_arns.extend(rendered_arns(&s["Resource"], sizes));
+        }
+        for key in sized.iter().chain(&["uploads/u/a.jpg", "uploads/x.png"]) {
+            assert!(writable(&deletable_arns, key), "{sizes:?}: {key} should be deletable");
+        }
+        for key in refused.iter().chain(&[
+            "photos/cat.jpg",
+            "a.jpg",
+            "private/galleries/g/a.jpg",
+            "resize/300x300/a.jpg",
+        ]) {
+            assert!(
+                !writable(&deletable_arns, key),
+                "{sizes:?}: {key} deletable: {deletable_arns:?}"
+            );
+        }
+        // Nothing but the size slots (unused ones repeat 0x0/, a size no key can have) and
+        // the one uploads/ grant.
+        let uploads = "arn:aws:s3:::images/uploads/*".to_owned();
+        assert_eq!(deletable_arns.iter().filter(|a| **a == uploads).count(), 1);
+        let expected_slots = if sizes.is_empty() { 0 } else { 16 };
+        assert_eq!(deletable_arns.len(), expected_slots + 1, "{sizes:?}: {deletable_arns:?}");
+        if !sizes.is_empty() {
+            // The size slots are the write grant's.
+            let slots: Vec<&String> = deletable_arns.iter().filter(|a| **a != uploads).collect();
+            assert_eq!(slots, writable_arns.iter().collect::<Vec<_>>());
+        }
+    }
+}
+
+/// The contract the functions' embedded-metric-format lines follow (namespace
+/// `ResizeOnMiss`): the resizer's per-miss metrics, then the events function's.
+const EMF_METRICS: [&str; 16] = [
+    "Misses",
+    "Errors",
+    "ServerErrors",
+    "Latency",
+    "FetchTime",
+    "DecodeTime",
+    "ResizeTime",
+    "EncodeTime",
+    "StoreTime",
+    "BytesIn",
+    "BytesOut",
+    "Purges",
+    "PurgedObjects",
+    "Pregenerated",
+    "RejectedUploads",
+    "Invalidations",
+];
+
+/// One metric row of a dashboard widget.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Row {
+    region: String,
+    namespace: String,
+    metric: String,
+    dimensions: Vec<(String, String)>,
+    stat: String,
+}
+
+/// The dashboard's body with every `${...}` replaced by its name (`${Distribution}` becomes
+/// `Distribution`), each checked to name a parameter, a pseudo parameter, a resource or a
+/// resource's attribute; then parsed as JSON.
+fn dashboard_body() -> Value {
+    let raw = raw();
+    let body = raw["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["!Sub"]
+        .as_str()
+        .expect("DashboardBody: !Sub with a JSON string")
+        .to_owned();
+    let placeholder = regex::Regex::new(r"\$\{([^}]*)\}").unwrap();
+    for found in placeholder.captures_iter(&body) {
+        let name = &found[1];
+        let known = name.starts_with("AWS::")
+            || raw["Parameters"].get(name).is_some()
+            || raw["Resources"].get(name.split('.').next().unwrap()).is_some();
+        assert!(known, "${{{name}}} names nothing in the template");
+    }
+    let substituted = placeholder.replace_all(&body, "$1");
+    serde_json::from_str(&substituted)
+        .unwrap_or_else(|e| panic!("the dashboard body is not JSON: {e}\n{substituted}"))
+}
+
+/// Every metric row and every expression of the dashboard's metric widgets.
+fn dashboard_rows(body: &Value) -> (BTreeSet<Row>, Vec<String>) {
+    let mut rows = BTreeSet::new();
+    let mut expressions = Vec::new();
+    for widget in body["widgets"].as_array().expect("widgets") {
+        if widget["type"] != "metric" {
+            continue;
+        }
+        let p = &widget["properties"];
+        let region = p["region"].as_str().expect("each metric widget names its region");
+        for row in p["metrics"].as_array().expect("metrics") {
+            let items = row.as_array().unwrap();
+            let (names, options): (Vec<&Value>, Vec<&Value>) =
+                items.iter().partition(|v| v.is_string());
+            let options = options.first().copied().cloned().unwrap_or(json!({}));
+            if let Some(expression) = options["expression"].as_str() {
+                assert!(names.is_empty());
+                expressions.push(expression.to_owned());
+                continue;
+            }
+            let names: Vec<&str> = names.iter().map(|v| v.as_str().unwrap()).collect();
+            assert!(names.len() >= 2 && names.len().is_multiple_of(2), "{row}");
+            assert!(!names.contains(&".") && !names.contains(&"..."), "spelled out: {row}");
+            let stat = options["stat"].as_str().or(p["stat"].as_str()).expect("a stat");
+            rows.insert(Row {
+                region: region.to_owned(),
+                namespace: names[0].to_owned(),
+                metric: names[1].to_owned(),
+                dimensions: names[2..]
+                    .chunks(2)
+                    .map(|d| (d[0].to_owned(), d[1].to_owned()))
+                    .collect(),
+                stat: stat.to_owned(),
+            });
+        }
+    }
+    (rows, expressions)
+}
+
+#[test]
+fn the_dashboard_is_json_and_shows_every_metric_the_functions_emit() {
+    let body = dashboard_body();
+    let (rows, expressions) = dashboard_rows(&body);
+    let here = "AWS::Region";
+    let has = |namespace: &str, metric: &str, dimensions: &[(&str, &str)], stat: &str| {
+        rows.iter().any(|r| {
+            r.namespace == namespace
+                && r.metric == metric
+                && r.stat == stat
+                && r.dimensions
+                    == dimensions
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect::<Vec<_>>()
+        })
+    };
+    // Every metric of the contract, with no dimension, in the stack's region.
+    for metric in EMF_METRICS {
+        assert!(
+            rows.iter().any(|r| r.namespace == "ResizeOnMiss"
+                && r.metric == metric
+                && r.dimensions.is_empty()
+                && r.region == here),
+            "the dashboard does not show ResizeOnMiss {metric}"
+        );
+    }
+    for (metric, stat) in [("Misses", "Sum"), ("Errors", "Sum"), ("ServerErrors", "Sum")] {
+        assert!(has("ResizeOnMiss", metric, &[], stat), "{metric} {stat}");
+    }
+    for metric in ["Latency", "DecodeTime", "EncodeTime"] {
+        for stat in ["p50", "p99"] {
+            assert!(has("ResizeOnMiss", metric, &[], stat), "{metric} {stat}");
+        }
+    }
+    for metric in ["Purges", "PurgedObjects", "Pregenerated", "RejectedUploads", "Invalidations"] {
+        assert!(has("ResizeOnMiss", metric, &[], "Sum"), "{metric}");
+    }
+    // Errors by outcome: a search over the Outcome dimension.
+    assert!(
+        expressions.iter().any(|e| e.starts_with("SEARCH(")
+            && e.contains("{ResizeOnMiss,Outcome}")
+            && e.contains(r#"MetricName="Errors""#)),
+        "{expressions:?}"
+    );
+    // The three functions' duration, errors and throttles.
+    for function in ["ResizerFunction", "SignerFunction", "EventsFunction"] {
+        let f = [("FunctionName", function)];
+        for stat in ["p50", "p99"] {
+            assert!(has("AWS/Lambda", "Duration", &f, stat), "{function} Duration {stat}");
+        }
+        for metric in ["Errors", "Throttles"] {
+            assert!(has("AWS/Lambda", metric, &f, "Sum"), "{function} {metric}");
+        }
+    }
+    // CloudFront's, read where they are (us-east-1) whatever the stack's region.
+    let distribution = [("Region", "Global"), ("DistributionId", "Distribution")];
+    assert!(has("AWS/CloudFront", "Requests", &distribution, "Sum"));
+    for metric in ["4xxErrorRate", "5xxErrorRate", "CacheHitRate"] {
+        assert!(has("AWS/CloudFront", metric, &distribution, "Average"), "{metric}");
+    }
+    for r in rows.iter().filter(|r| r.namespace == "AWS/CloudFront") {
+        assert_eq!(r.region, "us-east-1", "{r:?}");
+    }
+    for r in rows.iter().filter(|r| r.namespace != "AWS/CloudFront") {
+        assert_eq!(r.region, here, "{r:?}");
+    }
+    // The queue and its dead letters.
+    for queue in ["EventsQueue.QueueName", "EventsDeadLetterQueue.QueueName"] {
+        assert!(
+            has(
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+                &[("QueueName", queue)],
+                "Maximum"
+            ),
+            "{queue}"
+        );
+    }
+}
+
+/// The alarms that exist for these parameters (in the evaluator's region, us-east-1).
+fn alarms(template: &Template) -> HashMap<String, Value> {
+    template
+        .resources_of("AWS::CloudWatch::Alarm")
+        .unwrap()
+        .into_iter()
+        .map(|(name, alarm)| (name, alarm["Properties"].clone()))
+        .collect()
+}
+
+#[test]
+fn every_alarm_tells_the_topic_which_mails_the_alarm_email_when_one_is_given() {
+    let template = read(DeliveryMode::Redirect, &[]);
+    let alarms = alarms(&template);
+    let names: BTreeSet<&str> = alarms.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "ResizerErrorRateAlarm",
+            "CloudFront5xxRateAlarm",
+            "ResizerThrottlesAlarm",
+            "SignerThrottlesAlarm",
+            "EventsThrottlesAlarm",
+            "EventsDeadLetterAlarm",
+        ])
+    );
+    let topic = json!([{"!Ref": "AlarmTopic"}]);
+    for (name, alarm) in &alarms {
+        assert_eq!(alarm["AlarmActions"], topic, "{name}");
+        assert_eq!(alarm["OKActions"], topic, "{name}");
+        // A quiet service is not an alarming one.
+        assert_eq!(alarm["TreatMissingData"], "notBreaching", "{name}");
+    }
+    assert_eq!(resource(&template, "AlarmTopic")["Type"], "AWS::SNS::Topic");
+    assert!(absent(&template, "AlarmEmailSubscription"), "no e-mail, no subscription");
+    let with_email = read(DeliveryMode::Redirect, &[("AlarmEmail", "ops@example.com")]);
+    let subscription = resource(&with_email, "AlarmEmailSubscription")["Properties"].clone();
+    assert_eq!(subscription["Protocol"], "email");
+    assert_eq!(subscription["Endpoint"], json!({"!Ref": "AlarmEmail"}));
+    assert_eq!(subscription["TopicArn"], json!({"!Ref": "AlarmTopic"}));
+}
+
+#[test]
+fn the_alarms_watch_5xx_per_miss_cloudfront_5xx_throttles_and_dead_letters() {
+    let template = read(DeliveryMode::Failover, &[]);
+    let alarms = alarms(&template);
+    let over = |name: &str, threshold: u64| {
+        let a = &alarms[name];
+        assert_eq!(a["ComparisonOperator"], "GreaterThanThreshold", "{name}");
+        assert_eq!(a["Threshold"], threshold, "{name}");
+        a.clone()
+    };
+
+    // 5xx answers per miss, over 5 minutes, above 5%: ServerErrors, since anyone can raise
+    // Errors (asking for originals that do not exist).
+    let rate = over("ResizerErrorRateAlarm", 5);
+    assert_eq!(rate["EvaluationPeriods"], 1);
+    let metrics = rate["Metrics"].as_array().expect("metric math");
+    let stat = |id: &str| {
+        let m = metrics.iter().find(|m| m["Id"] == id).unwrap_or_else(|| panic!("no {id}"));
+        assert_eq!(m["ReturnData"], false);
+        m["MetricStat"].clone()
+    };
+    for (id, metric) in [("server_errors", "ServerErrors"), ("misses", "Misses")] {
+        let s = stat(id);
+        assert_eq!(s["Metric"], json!({"Namespace": "ResizeOnMiss", "MetricName": metric}));
+        assert_eq!((&s["Stat"], &s["Period"]), (&json!("Sum"), &json!(300)), "{id}");
+    }
+    let returned: Vec<&Value> = metrics.iter().filter(|m| m["ReturnData"] == true).collect();
+    assert_eq!(returned.len(), 1);
+    let expression = returned[0]["Expression"].as_str().unwrap().replace(' ', "");
+    assert!(expression.contains("100*server_errors/misses"), "{expression}");
+
+    // CloudFront's 5xx rate, where CloudFront's metrics are (the alarm exists only in a
+    // stack in us-east-1: the evaluator's region).
+    let cloudfront = over("CloudFront5xxRateAlarm", 5);
+    assert_eq!(
+        (&cloudfront["Namespace"], &cloudfront["MetricName"]),
+        (&json!("AWS/CloudFront"), &json!("5xxErrorRate"))
+    );
+    assert_eq!(
+        cloudfront["Dimensions"],
+        json!([
+            {"Name": "DistributionId", "Value": {"!Ref": "Distribution"}},
+            {"Name": "Region", "Value": "Global"}
+        ])
+    );
+    assert_eq!(cloudfront["Statistic"], "Average");
+    let raw = raw();
+    let condition = raw["Resources"]["CloudFront5xxRateAlarm"]["Condition"].as_str().unwrap();
+    assert_eq!(
+        raw["Conditions"][condition],
+        json!({"!Equals": [{"!Ref": "AWS::Region"}, "us-east-1"]})
+    );
+
+    // Any throttle of any of the three functions.
+    for (alarm, function) in [
+        ("ResizerThrottlesAlarm", "ResizerFunction"),
+        ("SignerThrottlesAlarm", "SignerFunction"),
+        ("EventsThrottlesAlarm", "EventsFunction"),
+    ] {
+        let a = over(alarm, 0);
+        assert_eq!(
+            (&a["Namespace"], &a["MetricName"]),
+            (&json!("AWS/Lambda"), &json!("Throttles"))
+        );
+        assert_eq!(a["Dimensions"], json!([{"Name": "FunctionName", "Value": {"!Ref": function}}]));
+        assert_eq!(a["Statistic"], "Sum");
+    }
+
+    // Any message in the dead-letter queue (not the events queue).
+    let dlq = over("EventsDeadLetterAlarm", 0);
+    assert_eq!(
+        (&dlq["Namespace"], &dlq["MetricName"]),
+        (&json!("AWS/SQS"), &json!("ApproximateNumberOfMessagesVisible"))
+    );
+    assert_eq!(
+        dlq["Dimensions"],
+        json!([{"Name": "QueueName", "Value": {"!GetAtt": "EventsDeadLetterQueue.QueueName"}}])
+    );
+    assert_eq!(dlq["Statistic"], "Maximum");
+}
+
+#[test]
+fn cloudfront_additional_metrics_cost_money_so_they_are_on_only_when_asked_for() {
+    let default = read(DeliveryMode::Redirect, &[]);
+    assert!(default.resources_of("AWS::CloudFront::MonitoringSubscription").unwrap().is_empty());
+    let on = read(DeliveryMode::Redirect, &[("CloudFrontAdditionalMetrics", "true")]);
+    let subscriptions = on.resources_of("AWS::CloudFront::MonitoringSubscription").unwrap();
+    assert_eq!(subscriptions.len(), 1);
+    let p = &subscriptions[0].1["Properties"];
+    assert_eq!(p["DistributionId"], json!({"!Ref": "Distribution"}));
+    assert_eq!(
+        p["MonitoringSubscription"]["RealtimeMetricsSubscriptionConfig"]
+            ["RealtimeMetricsSubscriptionStatus"],
+        "Enabled"
+    );
+}
+
+#[test]
+fn every_parameter_is_in_one_console_group() {
+    let raw = raw();
+    let mut grouped = Vec::new();
+    for group in
+        raw["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"].as_array().unwrap()
+    {
+        for p in group["Parameters"].as_array().unwrap() {
+            grouped.push(p.as_str().unwrap().to_owned());
+        }
+    }
+    let declared: BTreeSet<String> =
+        raw["Parameters"].as_object().unwrap().keys().cloned().collect();
+    let unique: BTreeSet<String> = grouped.iter().cloned().collect();
+    assert_eq!(unique.len(), grouped.len(), "a parameter in two groups: {grouped:?}");
+    assert_eq!(unique, declared);
 }
