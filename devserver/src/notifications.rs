@@ -26,7 +26,8 @@ pub const MAX_RECEIVES: u32 = 5;
 /// One object change the store made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreEvent {
-    /// `ObjectCreated:Put`, `ObjectCreated:CompleteMultipartUpload`, `ObjectRemoved:Delete`...
+    /// `ObjectCreated:Put`, `ObjectCreated:CompleteMultipartUpload`,
+    /// `ObjectRemoved:DeleteMarkerCreated`...
     pub name: &'static str,
     /// The bucket.
     pub bucket: String,

@@ -27,6 +27,10 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, S3};
 use s3s_fs::FileSystem;
 
+/// The event a delete sends: template.yaml's bucket is versioned, so S3 writes a delete
+/// marker and names the event for it.
+const DELETE_EVENT: &str = "ObjectRemoved:DeleteMarkerCreated";
+
 /// s3s-fs with conditional writes serialised.
 pub struct Store {
     inner: FileSystem,
@@ -305,7 +309,7 @@ macro_rules! impl_s3_delegating {
             async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
                 let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
                 let resp = self.inner.delete_object(req).await?;
-                self.notify("ObjectRemoved:Delete", &bucket, &key, None, None);
+                self.notify(DELETE_EVENT, &bucket, &key, None, None);
                 Ok(resp)
             }
 
@@ -314,7 +318,7 @@ macro_rules! impl_s3_delegating {
                 let resp = self.inner.delete_objects(req).await?;
                 for deleted in resp.output.deleted.iter().flatten() {
                     if let Some(key) = &deleted.key {
-                        self.notify("ObjectRemoved:Delete", &bucket, key, None, None);
+                        self.notify(DELETE_EVENT, &bucket, key, None, None);
                     }
                 }
                 Ok(resp)

@@ -264,8 +264,8 @@ impl Events {
                     }
                     failed
                 }
-                // Retrying a message that cannot be read would only delay the dead-letter
-                // queue; it goes there at once (and the alarm tells someone).
+                // Reported as failed: SQS delivers it again until the redrive policy moves it
+                // to the dead-letter queue, whose alarm tells someone.
                 Err(e) => {
                     tracing::error!(message_id = id, error = %e, "unreadable message");
                     true

@@ -325,16 +325,21 @@ async fn a_miss_never_writes_a_size_of_an_original_replaced_while_it_was_resized
     // Big enough that the resize takes a while after the original was read.
     stack.put(original, solid_png(4000, 3000, RED), "image/png").await;
     stack.server.events_settled().await;
+    // Encoded before the race, so the replacement lands while the first version resizes.
+    let replacement = solid_png(4000, 3000, BLUE);
     let reads = stack.server.object_reads(original);
     let miss = {
         let stack = Arc::clone(&stack);
         tokio::spawn(async move { stack.follow(Method::GET, "/640x/photos/race.png").await })
     };
-    while stack.server.object_reads(original) == reads {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
+    let read = async {
+        while stack.server.object_reads(original) == reads {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), read).await.expect("the miss reads");
     // Replaced while the miss resizes the first version; its event is handled at once.
-    stack.put(original, solid_png(4000, 3000, BLUE), "image/png").await;
+    stack.put(original, replacement, "image/png").await;
     stack.server.events_settled().await;
     let chain = miss.await.unwrap();
     assert_eq!(chain.last().status, 200, "{chain:#?}");
