@@ -349,3 +349,27 @@ async fn a_miss_never_writes_a_size_of_an_original_replaced_while_it_was_resized
     let (stamp, etag) = stamp_and_etag(&stack, "640x/photos/race.png", original).await;
     assert_eq!(stamp, etag);
 }
+
+/// Not a test (nothing timed is asserted): prints how long after an upload its PREGENERATE
+/// sizes exist on the devserver. `cargo test -p e2e --test e2e -- --ignored
+/// pregeneration_latency --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn pregeneration_latency() {
+    let stack = start(DeliveryMode::Redirect, "200x200,640x").await;
+    for i in 0..7 {
+        let key = format!("photos/m{i}.jpg");
+        let t0 = std::time::Instant::now();
+        stack.put(&key, devserver::SAMPLE_PHOTO.to_vec(), "image/jpeg").await;
+        loop {
+            let a = stack.get(&format!("200x200/{key}")).await.is_some();
+            let b = stack.get(&format!("640x/{key}")).await.is_some();
+            if a && b {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let took = t0.elapsed().as_secs_f64() * 1000.0;
+        eprintln!("{key}: 200x200 and 640x stored {took:.0} ms after the PUT began");
+    }
+}
