@@ -146,6 +146,26 @@ async fn deleting_an_original_empties_its_sizes_and_invalidates_each_path() {
     assert_eq!(chain.last().status, 404, "{chain:#?}");
 }
 
+/// Uploads `body` as a JPEG through the signer's presigned PUT, sent with exactly its signed
+/// headers, as the pages do; returns the key.
+async fn upload_through_signer(stack: &Stack, token: &str, body: Vec<u8>) -> String {
+    let form = stack
+        .granted(
+            "/api/upload-url",
+            Some(token),
+            json!({ "content_type": "image/jpeg", "size": body.len() }),
+        )
+        .await;
+    let mut put = stack.http.put(form["url"].as_str().unwrap()).body(body);
+    for (name, value) in form["headers"].as_object().unwrap() {
+        if name != "content-length" {
+            put = put.header(name, value.as_str().unwrap());
+        }
+    }
+    assert_eq!(put.send().await.unwrap().status(), 200);
+    form["key"].as_str().unwrap().to_owned()
+}
+
 in_both_modes!(
     uploads_through_the_signer_get_their_pregenerated_sizes_and_private_ones_open_signed,
     pregenerated_on_upload
@@ -153,22 +173,7 @@ in_both_modes!(
 async fn pregenerated_on_upload(mode: DeliveryMode) {
     let stack = start(mode, "200x200,640x").await;
     let token = stack.sign_in("alice", &[]).await;
-    let photo = devserver::SAMPLE_PHOTO;
-    let form = stack
-        .granted(
-            "/api/upload-url",
-            Some(&token),
-            json!({ "content_type": "image/jpeg", "size": photo.len() }),
-        )
-        .await;
-    let key = form["key"].as_str().unwrap().to_owned();
-    let mut put = stack.http.put(form["url"].as_str().unwrap()).body(photo.to_vec());
-    for (name, value) in form["headers"].as_object().unwrap() {
-        if name != "content-length" {
-            put = put.header(name, value.as_str().unwrap());
-        }
-    }
-    assert_eq!(put.send().await.unwrap().status(), 200);
+    let key = upload_through_signer(&stack, &token, devserver::SAMPLE_PHOTO.to_vec()).await;
     stack.server.events_settled().await;
     for size in ["200x200", "640x"] {
         let derivative = format!("{size}/{key}");
@@ -196,21 +201,7 @@ async fn an_upload_that_is_not_an_image_is_deleted_and_gets_no_sizes() {
     let stack = start(DeliveryMode::Redirect, "200x200").await;
     let token = stack.sign_in("alice", &[]).await;
     let text = b"<html><script>alert(1)</script></html>".to_vec();
-    let form = stack
-        .granted(
-            "/api/upload-url",
-            Some(&token),
-            json!({ "content_type": "image/jpeg", "size": text.len() }),
-        )
-        .await;
-    let key = form["key"].as_str().unwrap().to_owned();
-    let mut put = stack.http.put(form["url"].as_str().unwrap()).body(text);
-    for (name, value) in form["headers"].as_object().unwrap() {
-        if name != "content-length" {
-            put = put.header(name, value.as_str().unwrap());
-        }
-    }
-    assert_eq!(put.send().await.unwrap().status(), 200);
+    let key = upload_through_signer(&stack, &token, text).await;
     stack.server.events_settled().await;
     assert_eq!(stack.get(&key).await, None, "rejected upload deleted");
     assert_eq!(stack.get(&format!("200x200/{key}")).await, None);
