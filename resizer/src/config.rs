@@ -23,6 +23,16 @@ pub const DEFAULT_DERIVATIVE_CACHE_CONTROL: &str = "public, max-age=31536000, im
 /// URL's response is at most 6 MB of JSON, and a binary body travels base64-encoded (4/3 of
 /// its size), so about 4.5 MB of image fits with room for the headers.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 4_500_000;
+/// Default time a terminal refusal (404 original-not-found, 413, 422) may be cached by
+/// browsers and CloudFront, and is remembered by the process.
+pub const DEFAULT_ERROR_CACHE_SECONDS: u64 = 60;
+/// The longest ERROR_CACHE_SECONDS accepted: a missing original uploaded later must not stay
+/// missing for long.
+pub const MAX_ERROR_CACHE_SECONDS: u64 = 3600;
+/// Default wall-clock budget of one resize (decode, resize, encode), in milliseconds. The
+/// slowest legitimate original at the default limits (a 50 MP 16-bit PNG) takes about a
+/// tenth of it on one Lambda vCPU (docs/RELIABILITY.md).
+pub const DEFAULT_RESIZE_BUDGET_MS: u64 = 10_000;
 /// The shortest ORIGIN_VERIFY_SECRET accepted: it is a password CloudFront presents.
 pub const MIN_ORIGIN_SECRET_LEN: usize = 32;
 
@@ -90,6 +100,16 @@ pub struct Config {
     /// S3_OPERATION_TIMEOUT_MS: the longest one S3 call may take, retries included, before
     /// the request is answered 504. Keep it below the function's timeout.
     pub s3_operation_timeout: std::time::Duration,
+    /// ERROR_CACHE_SECONDS: how long a terminal refusal may be cached and is remembered
+    /// (0: never, every request reads and decodes again).
+    pub error_cache_seconds: u64,
+    /// RESIZE_BUDGET_MS: the longest one resize may take before the request is answered
+    /// `422 source-too-complex`.
+    pub resize_budget: std::time::Duration,
+    /// MAX_CONCURRENT_RESIZES: how many resizes (read, decode, resize, encode, write) the
+    /// process runs at once; more wait. Default: the number of CPUs. In Lambda one request
+    /// runs per instance, so this bounds the devserver and the events function's pregeneration.
+    pub max_concurrent_resizes: usize,
 }
 
 /// A configuration value that stops start-up. Every variant names the variable.
@@ -177,8 +197,29 @@ impl Config {
             get("S3_OPERATION_TIMEOUT_MS"),
             DEFAULT_S3_OPERATION_TIMEOUT_MS,
         )?;
+        let error_cache_seconds = match get("ERROR_CACHE_SECONDS") {
+            None => DEFAULT_ERROR_CACHE_SECONDS,
+            Some(raw) => match raw.trim().parse::<u64>() {
+                Ok(v) if v <= MAX_ERROR_CACHE_SECONDS => v,
+                _ => {
+                    return Err(invalid(
+                        "ERROR_CACHE_SECONDS",
+                        &raw,
+                        &format!("expected 0..={MAX_ERROR_CACHE_SECONDS}"),
+                    ))
+                }
+            },
+        };
+        let budget_ms =
+            number("RESIZE_BUDGET_MS", get("RESIZE_BUDGET_MS"), DEFAULT_RESIZE_BUDGET_MS)?;
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let max_concurrent_resizes =
+            number("MAX_CONCURRENT_RESIZES", get("MAX_CONCURRENT_RESIZES"), cpus)?;
         Ok(Self {
             s3_operation_timeout: std::time::Duration::from_millis(timeout_ms),
+            error_cache_seconds,
+            resize_budget: std::time::Duration::from_millis(budget_ms),
+            max_concurrent_resizes,
             bucket,
             delivery,
             key_decoding,
@@ -285,6 +326,32 @@ mod tests {
         assert_eq!(c.derivative_cache_control, "public, max-age=31536000, immutable");
         assert!(!c.force_path_style);
         assert_eq!(c.s3_operation_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(c.error_cache_seconds, 60);
+        assert_eq!(c.resize_budget, std::time::Duration::from_secs(10));
+        assert!(c.max_concurrent_resizes >= 1);
+    }
+
+    #[test]
+    fn abuse_bounds_are_parsed_and_checked() {
+        let c = parse(&[
+            ("ERROR_CACHE_SECONDS", "0"),
+            ("RESIZE_BUDGET_MS", "2500"),
+            ("MAX_CONCURRENT_RESIZES", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.error_cache_seconds, 0);
+        assert_eq!(c.resize_budget, std::time::Duration::from_millis(2500));
+        assert_eq!(c.max_concurrent_resizes, 3);
+        for (var, bad) in [
+            ("ERROR_CACHE_SECONDS", "3601"),
+            ("ERROR_CACHE_SECONDS", "-1"),
+            ("RESIZE_BUDGET_MS", "0"),
+            ("MAX_CONCURRENT_RESIZES", "0"),
+            ("MAX_CONCURRENT_RESIZES", "many"),
+        ] {
+            let err = parse(&[(var, bad)]).unwrap_err();
+            assert!(err.to_string().starts_with(var), "{var}={bad}: {err}");
+        }
     }
 
     #[test]

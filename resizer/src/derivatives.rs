@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use keyspace::LocationEncoding;
 
+use crate::admission::Admission;
 use crate::config::{AllowedResolutions, Config};
 use crate::error::ApiError;
 use crate::key::{DerivativeKey, Size};
@@ -88,6 +89,7 @@ pub struct App {
     in_flight: Arc<Mutex<HashMap<String, Flight>>>,
     recent: Arc<Mutex<RecentKeys>>,
     reading: Arc<Mutex<Option<LocationEncoding>>>,
+    admission: Admission,
     metrics: Sink,
 }
 
@@ -128,7 +130,12 @@ impl App {
     /// Builds the handler state from a parsed configuration and an S3 client.
     pub fn new(config: Config, client: aws_sdk_s3::Client) -> Self {
         let store = Store::new(client, config.bucket.clone());
+        let admission = Admission::new(
+            config.max_concurrent_resizes,
+            Duration::from_secs(config.error_cache_seconds),
+        );
         Self {
+            admission,
             config: Arc::new(config),
             store,
             in_flight: Arc::default(),
@@ -153,6 +160,11 @@ impl App {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The bound on resizes at once and the remembered refusals.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     /// The bucket.
@@ -221,6 +233,9 @@ pub async fn ensure_measured(
         return (Err(e), Measurements::default());
     }
     let derivative_key = key.to_string();
+    if let Some(refused) = app.admission.remembered(&derivative_key) {
+        return (Err(refused), Measurements::default());
+    }
     let recent = lock(&app.recent).contains(&derivative_key);
     if recent {
         match app.store.exists(&derivative_key).await {
@@ -247,8 +262,9 @@ async fn join_flight(app: &App, derivative_key: String, key: DerivativeKey) -> P
                 let task = tokio::spawn(async move {
                     let mut measured = Measurements::default();
                     let result = produce(&app, &derivative_key, &key, &mut measured).await;
-                    if result.is_ok() {
-                        lock(&app.recent).insert(&derivative_key);
+                    match &result {
+                        Ok(_) => lock(&app.recent).insert(&derivative_key),
+                        Err(refused) => app.admission.remember(&derivative_key, refused),
                     }
                     lock(&app.in_flight).remove(&derivative_key);
                     (result, measured)
@@ -281,6 +297,9 @@ async fn produce(
     let mut attempt = 0;
     let (derivative, etag) = loop {
         attempt += 1;
+        // Held from before the original is read until the encoder returns, even if this
+        // request stops waiting for it.
+        let slot = app.admission.resize_slot().await;
         let started = Instant::now();
         let fetched = fetch_unless_made(app, derivative_key, &key.original).await;
         if !matches!(fetched, Ok(None)) {
@@ -291,10 +310,20 @@ async fn produce(
         };
         measured.bytes_in = Some(source.len() as u64);
         let size = key.size;
-        let derivative =
-            tokio::task::spawn_blocking(move || pipeline::resize(&source, size, &limits))
-                .await
-                .map_err(|e| ApiError::Internal(format!("resize task: {e}")))??;
+        let work = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            pipeline::resize(&source, size, &limits)
+        });
+        let budget = app.config.resize_budget;
+        let derivative = tokio::time::timeout(budget, work)
+            .await
+            .map_err(|_| {
+                ApiError::SourceTooComplex(format!(
+                    "the resize took longer than RESIZE_BUDGET_MS ({} ms)",
+                    budget.as_millis()
+                ))
+            })?
+            .map_err(|e| ApiError::Internal(format!("resize task: {e}")))??;
         // The original may have been replaced while it was being resized, and the
         // replacement's event handled already: a size made from the old bytes would then
         // stay. So the ETag is read again before the write, and a changed original is

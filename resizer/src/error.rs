@@ -53,6 +53,10 @@ pub enum ApiError {
     /// The original is not a JPEG, PNG, WebP or GIF that decodes.
     #[error("{0}")]
     UnsupportedImage(String),
+    /// The original would cost more to decode than any real image does: a JPEG with more
+    /// scans than the limit, or a resize that ran past RESIZE_BUDGET_MS.
+    #[error("{0}")]
+    SourceTooComplex(String),
     /// S3 timed out.
     #[error("storage timed out")]
     StorageTimeout(String),
@@ -82,6 +86,7 @@ impl ApiError {
             ApiError::OriginalNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::SourceTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedImage(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::SourceTooComplex(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::StorageTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::StorageFailed(_) => StatusCode::BAD_GATEWAY,
@@ -103,10 +108,38 @@ impl ApiError {
             ApiError::OriginalNotFound(_) => "original-not-found",
             ApiError::SourceTooLarge(_) => "source-too-large",
             ApiError::UnsupportedImage(_) => "unsupported-image",
+            ApiError::SourceTooComplex(_) => "source-too-complex",
             ApiError::StorageTimeout(_) => "storage-timeout",
             ApiError::StorageUnavailable(_) => "storage-unavailable",
             ApiError::StorageFailed(_) => "storage-error",
             ApiError::Internal(_) => "internal-error",
+        }
+    }
+
+    /// Whether this answer holds for a while whoever asks again: the original is missing,
+    /// too large, not an image that decodes, or too costly to decode. Such answers may be
+    /// cached briefly (ERROR_CACHE_SECONDS) by browsers and CloudFront and are remembered by
+    /// the process, so a hostile key costs one read and one decode per window, not one per
+    /// request. Refusals made from the path alone cost nothing and stay `no-store`, as do
+    /// storage failures (the next request may succeed).
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            ApiError::OriginalNotFound(_)
+            | ApiError::SourceTooLarge(_)
+            | ApiError::UnsupportedImage(_)
+            | ApiError::SourceTooComplex(_) => true,
+            ApiError::OriginNotVerified
+            | ApiError::NoRoute(_)
+            | ApiError::MethodNotAllowed(_)
+            | ApiError::MissingKey
+            | ApiError::InvalidKey(_)
+            | ApiError::UnsignedPrivatePath
+            | ApiError::ResolutionNotAllowed(_)
+            | ApiError::OutputTooLarge { .. }
+            | ApiError::StorageTimeout(_)
+            | ApiError::StorageUnavailable(_)
+            | ApiError::StorageFailed(_)
+            | ApiError::Internal(_) => false,
         }
     }
 
@@ -135,14 +168,23 @@ impl From<PipelineError> for ApiError {
             PipelineError::Unsupported(m) | PipelineError::Undecodable(m) => {
                 ApiError::UnsupportedImage(m)
             }
+            PipelineError::TooComplex(m) => ApiError::SourceTooComplex(m),
             PipelineError::Encode(m) => ApiError::Internal(m),
         }
     }
 }
 
-/// The JSON error response for `err`. 5xx bodies say only what the caller can act on; the
-/// detail goes to the log.
+/// The JSON error response for `err`, `no-store`. 5xx bodies say only what the caller can
+/// act on; the detail goes to the log.
 pub fn error_response(err: &ApiError) -> Response<Body> {
+    error_response_cached(err, 0)
+}
+
+/// [`error_response`], with `Cache-Control: max-age={terminal_max_age}` when the error is
+/// [terminal](ApiError::is_terminal) and the age is not 0. Not `public`: CloudFront caches
+/// it all the same (it caches 404 by Cache-Control; it never caches 413 or 422, which the
+/// process remembers instead), and a private path's answer is not for shared caches.
+pub fn error_response_cached(err: &ApiError, terminal_max_age: u64) -> Response<Body> {
     let status = err.status();
     if status.is_server_error() {
         tracing::error!(code = err.code(), detail = ?err, "request failed");
@@ -154,6 +196,11 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let cache_control = match err.is_terminal() && terminal_max_age > 0 {
+        true => HeaderValue::from_str(&format!("max-age={terminal_max_age}")),
+        false => Ok(HeaderValue::from_static("no-store")),
+    };
+    let cache_control = cache_control.unwrap_or(HeaderValue::from_static("no-store"));
+    headers.insert(header::CACHE_CONTROL, cache_control);
     resp
 }

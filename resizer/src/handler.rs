@@ -30,7 +30,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use crate::config::Config;
 use crate::derivatives::{self, Access, Made, Measurements, Phases};
 pub use crate::derivatives::{admit, App};
-pub use crate::error::{error_response, ApiError};
+pub use crate::error::{error_response, error_response_cached, ApiError};
 use crate::key::{parse_derivative_key, DerivativeKey, KeyError};
 use crate::metrics::{Record, Unit};
 use crate::store::StoreError;
@@ -84,7 +84,8 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         Ok(_) => OUTCOME_EXISTED,
         Err(err) => err.code(),
     };
-    let mut resp = answered.unwrap_or_else(|err| error_response(&err));
+    let cache_seconds = app.config().error_cache_seconds;
+    let mut resp = answered.unwrap_or_else(|err| error_response_cached(&err, cache_seconds));
     let latency = started.elapsed();
     if let Ok(value) = HeaderValue::from_str(&server_timing(&miss.measured.phases, latency)) {
         resp.headers_mut().insert(SERVER_TIMING, value);

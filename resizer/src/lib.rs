@@ -10,6 +10,7 @@
 //! start-up. Nothing here depends on the Lambda runtime except the request/response types,
 //! so the devserver mounts the same handler in-process.
 
+pub mod admission;
 pub mod config;
 pub mod derivatives;
 pub mod error;

@@ -49,6 +49,9 @@ pub(super) fn decode_jpeg(
         if swaps_axes(orientation) { (need_h, need_w) } else { (need_w, need_h) };
     let turbo = |e: turbojpeg::Error| PipelineError::Undecodable(e.to_string());
     let mut decompressor = turbojpeg::Decompressor::new().map_err(turbo)?;
+    // Also bounded by the marker walk before any decoder runs; kept here so libjpeg-turbo
+    // never depends on it.
+    decompressor.set_scan_limit(super::jpeg_markers::MAX_SCANS).map_err(turbo)?;
     let header = decompressor.read_header(source).map_err(turbo)?;
     if (header.width, header.height) != (width as usize, height as usize) {
         return Err(PipelineError::Undecodable("inconsistent frame headers".into()));

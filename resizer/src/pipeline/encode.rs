@@ -8,10 +8,35 @@ use super::{Format, Layout, PipelineError, Raster, LOSSY_QUALITY};
 /// space at bytes 16..20. A CMYK profile on converted RGB pixels, or a grey one on expanded
 /// RGB, would make colour-managed viewers render wrong colours, so such profiles are dropped.
 fn profile_fits(icc: &[u8], layout: Layout) -> bool {
-    matches!(
-        (icc.get(16..20), layout),
-        (Some(b"RGB "), Layout::Rgb | Layout::Rgba) | (Some(b"GRAY"), Layout::Luma)
-    )
+    well_formed(icc)
+        && matches!(
+            (icc.get(16..20), layout),
+            (Some(b"RGB "), Layout::Rgb | Layout::Rgba) | (Some(b"GRAY"), Layout::Luma)
+        )
+}
+
+/// Whether `icc` has the shape ICC.1 gives every profile: a 128-byte header whose size field
+/// is the profile's length and whose signature is `acsp`, then a tag table whose every tag
+/// lies inside the profile. A malformed profile is dropped rather than passed on to every
+/// viewer's colour management.
+pub(super) fn well_formed(icc: &[u8]) -> bool {
+    let be32 =
+        |at: usize| icc.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let (Some(size), Some(count)) = (be32(0), be32(128)) else { return false };
+    if size as usize != icc.len() || icc.get(36..40) != Some(b"acsp") {
+        return false;
+    }
+    let table_end = (count as usize).checked_mul(12).and_then(|n| n.checked_add(132));
+    if table_end.is_none_or(|end| end > icc.len()) {
+        return false;
+    }
+    (0..count as usize).all(|i| {
+        let entry = 132 + 12 * i;
+        match (be32(entry + 4), be32(entry + 8)) {
+            (Some(offset), Some(len)) => u64::from(offset) + u64::from(len) <= icc.len() as u64,
+            _ => false,
+        }
+    })
 }
 
 pub(super) fn encode(

@@ -17,6 +17,9 @@ use crate::key::Size;
 mod decode;
 mod encode;
 #[cfg(test)]
+mod hostile;
+pub mod jpeg_markers;
+#[cfg(test)]
 mod tests;
 
 use decode::{decode_generic, decode_jpeg};
@@ -118,6 +121,10 @@ pub enum PipelineError {
     /// The bytes claim a supported format but do not decode.
     #[error("the original could not be decoded: {0}")]
     Undecodable(String),
+    /// The original would cost more to decode than any real image does (a JPEG with more
+    /// scans than [`jpeg_markers::MAX_SCANS`], a resize over its time budget).
+    #[error("the original is too complex to decode: {0}")]
+    TooComplex(String),
     /// Encoding the derivative failed (our fault, not the caller's).
     #[error("encoding the derivative failed: {0}")]
     Encode(String),
@@ -182,7 +189,10 @@ pub fn resize(source: &[u8], size: Size, limits: &Limits) -> Result<Derivative, 
     }
     let format = detect_format(source)?;
     let decoded = match format {
-        Format::Jpeg => decode_jpeg(source, size, limits)?,
+        Format::Jpeg => {
+            jpeg_markers::check(source)?;
+            decode_jpeg(source, size, limits)?
+        }
         other => decode_generic(source, other, limits)?,
     };
     let Decoded { source_size, raster, orientation, icc_profile } = decoded;

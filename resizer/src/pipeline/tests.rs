@@ -7,17 +7,18 @@ use image::{GenericImageView, Rgba};
 use std::io::Cursor;
 use std::time::Duration;
 
-const PHOTO: &[u8] = include_bytes!("../../../samples/seeding.jpg");
-const LIMITS: Limits = Limits { max_source_bytes: 50_000_000, max_source_pixels: 50_000_000 };
+pub(super) const PHOTO: &[u8] = include_bytes!("../../../samples/seeding.jpg");
+pub(super) const LIMITS: Limits =
+    Limits { max_source_bytes: 50_000_000, max_source_pixels: 50_000_000 };
 
-fn boxed(width: u32, height: u32) -> Size {
+pub(super) fn boxed(width: u32, height: u32) -> Size {
     Size::Box { width, height }
 }
 
 /// Decodes a derivative for inspection. JPEG goes through jpeg-decoder: zune-jpeg 0.5.15
 /// (image's JPEG decoder) misreads some optimised-Huffman 4:2:0 files that libjpeg and
 /// jpeg-decoder read correctly.
-fn decode(bytes: &[u8]) -> DynamicImage {
+pub(super) fn decode(bytes: &[u8]) -> DynamicImage {
     if detect_format(bytes).unwrap() != Format::Jpeg {
         return image::load_from_memory(bytes).expect("derivative decodes");
     }
@@ -269,7 +270,7 @@ fn exif_orientation_is_applied_and_metadata_dropped() {
 }
 
 /// A 16x16 mid-grey JPEG (RGB or one-channel) carrying `profile`.
-fn jpeg_with_icc(profile: &[u8], color: jpeg_encoder::ColorType) -> Vec<u8> {
+pub(super) fn jpeg_with_icc(profile: &[u8], color: jpeg_encoder::ColorType) -> Vec<u8> {
     let channels = if color == jpeg_encoder::ColorType::Luma { 1 } else { 3 };
     let mut jpeg = Vec::new();
     let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, 90);
@@ -279,16 +280,23 @@ fn jpeg_with_icc(profile: &[u8], color: jpeg_encoder::ColorType) -> Vec<u8> {
 }
 
 /// The ICC profile a JPEG carries.
-fn icc_of_jpeg(jpeg: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn icc_of_jpeg(jpeg: &[u8]) -> Option<Vec<u8>> {
     let mut dec = jpeg_decoder::Decoder::new(Cursor::new(jpeg));
     dec.read_info().unwrap();
     dec.icc_profile()
 }
 
-/// A 300-byte stand-in profile whose header names `space` (bytes 16..20).
-fn profile_for(space: &[u8; 4]) -> Vec<u8> {
+/// A 300-byte stand-in profile whose header names `space` (bytes 16..20): well formed (its
+/// size, the `acsp` signature, one tag inside it), its contents otherwise filler.
+pub(super) fn profile_for(space: &[u8; 4]) -> Vec<u8> {
     let mut profile: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
+    profile[0..4].copy_from_slice(&300u32.to_be_bytes());
     profile[16..20].copy_from_slice(space);
+    profile[36..40].copy_from_slice(b"acsp");
+    profile[128..132].copy_from_slice(&1u32.to_be_bytes());
+    profile[132..136].copy_from_slice(b"desc");
+    profile[136..140].copy_from_slice(&144u32.to_be_bytes());
+    profile[140..144].copy_from_slice(&156u32.to_be_bytes());
     profile
 }
 
@@ -429,7 +437,7 @@ fn limits_are_checked_from_the_header() {
     assert!(matches!(r, Err(PipelineError::SourceTooLarge(_))), "{r:?}");
 }
 
-fn crc32(data: &[u8]) -> u32 {
+pub(super) fn crc32(data: &[u8]) -> u32 {
     let mut crc = 0xFFFF_FFFFu32;
     for &b in data {
         crc ^= u32::from(b);

@@ -16,7 +16,10 @@ fn assert_error(stack: &Stack, chain: &e2e::Chain, status: u16, code: &str, path
     };
     assert_eq!(chain.statuses(), before, "{path}: {text}");
     assert_eq!(last.headers["content-type"], "application/json", "{path}: {text}");
-    assert_eq!(last.headers["cache-control"], "no-store", "{path}");
+    // Terminal refusals may be cached for ERROR_CACHE_SECONDS (default 60); the rest never.
+    let terminal = ["original-not-found", "source-too-large", "unsupported-image"];
+    let cache_control = if terminal.contains(&code) { "max-age=60" } else { "no-store" };
+    assert_eq!(last.headers["cache-control"], cache_control, "{path}");
     let json = chain.json();
     assert_eq!(json["code"], code, "{path}: {json}");
     assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()), "{json}");

@@ -4,6 +4,7 @@
 mod browser;
 mod edge;
 mod errors;
+mod hostile;
 mod keys;
 mod lambda_events;
 mod lambda_runtime;
