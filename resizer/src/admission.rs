@@ -7,8 +7,11 @@
 //!   budget ran out): the bytes a process holds for resizes are at most that many times one
 //!   resize's (docs/RELIABILITY.md measures one at the default limits).
 //! - **Remembered refusals** (ERROR_CACHE_SECONDS): a 404 original-not-found, 413 or 422 for a
-//!   derivative key is answered again from memory within the window, without reading S3.
-//!   At most [`Admission::REMEMBERED`] keys, the oldest forgotten first.
+//!   derivative key is answered again from memory within the window, with the original's
+//!   [`Version`] it was given for: the caller checks that version with one HEAD instead of
+//!   reading and decoding the original again, so a replaced (or newly uploaded) original is
+//!   never refused for what its predecessor was. At most [`Admission::REMEMBERED`] keys, the
+//!   oldest forgotten first.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -26,10 +29,13 @@ pub struct Admission {
     window: Duration,
 }
 
+/// Which original a refusal was given for: its ETag, or `None` when it did not exist.
+pub type Version = Option<String>;
+
 #[derive(Default)]
 struct Refusals {
     order: VecDeque<(String, Instant)>,
-    by_key: HashMap<String, (ApiError, Instant)>,
+    by_key: HashMap<String, (ApiError, Version, Instant)>,
 }
 
 impl Admission {
@@ -55,11 +61,14 @@ impl Admission {
         self.slots.available_permits()
     }
 
-    /// The terminal refusal answered for `key` within the window, if any.
-    pub fn remembered(&self, key: &str) -> Option<ApiError> {
+    /// The terminal refusal answered for `key` within the window, if any, and the version of
+    /// the original it was given for.
+    pub fn remembered(&self, key: &str) -> Option<(ApiError, Version)> {
         let mut refusals = lock(&self.refusals);
         match refusals.by_key.get(key) {
-            Some((err, at)) if at.elapsed() < self.window => Some(err.clone()),
+            Some((err, version, at)) if at.elapsed() < self.window => {
+                Some((err.clone(), version.clone()))
+            }
             Some(_) => {
                 refusals.by_key.remove(key);
                 None
@@ -68,23 +77,29 @@ impl Admission {
         }
     }
 
-    /// Remembers `err` for `key` when it is terminal and the window is not zero.
-    pub fn remember(&self, key: &str, err: &ApiError) {
+    /// Remembers `err` for `key`, given for the original's `version`, when it is terminal
+    /// and the window is not zero.
+    pub fn remember(&self, key: &str, err: &ApiError, version: Version) {
         if !err.is_terminal() || self.window.is_zero() {
             return;
         }
         let now = Instant::now();
         let mut refusals = lock(&self.refusals);
-        refusals.by_key.insert(key.to_owned(), (err.clone(), now));
+        refusals.by_key.insert(key.to_owned(), (err.clone(), version, now));
         refusals.order.push_back((key.to_owned(), now));
         while refusals.order.len() > Self::REMEMBERED {
             if let Some((oldest, at)) = refusals.order.pop_front() {
                 // Only if it was not refused again since.
-                if refusals.by_key.get(&oldest).is_some_and(|(_, last)| *last == at) {
+                if refusals.by_key.get(&oldest).is_some_and(|(_, _, last)| *last == at) {
                     refusals.by_key.remove(&oldest);
                 }
             }
         }
+    }
+
+    /// Forgets the refusal for `key` (its original changed).
+    pub fn forget(&self, key: &str) {
+        lock(&self.refusals).by_key.remove(key);
     }
 }
 
@@ -100,9 +115,10 @@ mod tests {
     fn terminal_refusals_are_remembered_for_the_window_only() {
         let admission = Admission::new(1, Duration::from_millis(200));
         let missing = ApiError::OriginalNotFound("a.jpg".into());
-        admission.remember("300x/a.jpg", &missing);
-        admission.remember("300x/b.jpg", &ApiError::StorageUnavailable("slow down".into()));
-        assert_eq!(admission.remembered("300x/a.jpg").map(|e| e.code()), Some(missing.code()));
+        admission.remember("300x/a.jpg", &missing, None);
+        admission.remember("300x/b.jpg", &ApiError::StorageUnavailable("slow down".into()), None);
+        let (err, version) = admission.remembered("300x/a.jpg").unwrap();
+        assert_eq!((err.code(), version), (missing.code(), None));
         assert!(admission.remembered("300x/b.jpg").is_none(), "a storage failure may heal");
         assert!(admission.remembered("200x/a.jpg").is_none(), "per derivative key");
         std::thread::sleep(Duration::from_millis(250));
@@ -112,7 +128,7 @@ mod tests {
     #[test]
     fn a_zero_window_remembers_nothing() {
         let admission = Admission::new(1, Duration::ZERO);
-        admission.remember("300x/a.jpg", &ApiError::UnsupportedImage("no".into()));
+        admission.remember("300x/a.jpg", &ApiError::UnsupportedImage("no".into()), None);
         assert!(admission.remembered("300x/a.jpg").is_none());
     }
 
@@ -121,12 +137,14 @@ mod tests {
         let admission = Admission::new(1, Duration::from_secs(60));
         let err = ApiError::SourceTooLarge("big".into());
         for i in 0..Admission::REMEMBERED + 10 {
-            admission.remember(&format!("300x/{i}.jpg"), &err);
+            admission.remember(&format!("300x/{i}.jpg"), &err, Some(format!("etag{i}")));
         }
         assert!(admission.remembered("300x/0.jpg").is_none());
         assert!(admission.remembered("300x/9.jpg").is_none());
-        assert!(admission.remembered("300x/10.jpg").is_some());
         assert_eq!(lock(&admission.refusals).by_key.len(), Admission::REMEMBERED);
+        assert_eq!(admission.remembered("300x/10.jpg").unwrap().1.as_deref(), Some("etag10"));
+        admission.forget("300x/10.jpg");
+        assert!(admission.remembered("300x/10.jpg").is_none());
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use keyspace::LocationEncoding;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Version};
 use crate::config::{AllowedResolutions, Config};
 use crate::error::ApiError;
 use crate::key::{DerivativeKey, Size};
@@ -73,6 +73,8 @@ pub struct Measurements {
     pub output_format: Option<Format>,
     /// This request found the resize already under way for another and waited on it.
     pub joined: bool,
+    /// The ETag of the original as it was read (what a refusal is remembered for).
+    pub source_etag: Option<String>,
 }
 
 /// What a resize gives every request that waited on it.
@@ -129,7 +131,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl App {
     /// Builds the handler state from a parsed configuration and an S3 client.
     pub fn new(config: Config, client: aws_sdk_s3::Client) -> Self {
-        let store = Store::new(client, config.bucket.clone());
+        let store = Store::new(client, config.bucket.clone())
+            .with_read_timeout(config.s3_operation_timeout);
         let admission = Admission::new(
             config.max_concurrent_resizes,
             Duration::from_secs(config.error_cache_seconds),
@@ -233,8 +236,18 @@ pub async fn ensure_measured(
         return (Err(e), Measurements::default());
     }
     let derivative_key = key.to_string();
-    if let Some(refused) = app.admission.remembered(&derivative_key) {
-        return (Err(refused), Measurements::default());
+    if let Some((refused, version)) = app.admission.remembered(&derivative_key) {
+        // One HEAD instead of a read and a decode: refused again only if the original is
+        // still the one it was refused for.
+        match app.store.head(&key.original).await {
+            Ok(head) if head.as_ref().map(|h| h.etag.clone().unwrap_or_default()) == version => {
+                return (Err(refused), Measurements::default());
+            }
+            Ok(_) => app.admission.forget(&derivative_key),
+            Err(e) => {
+                return (Err(ApiError::from_store(e, &key.original)), Measurements::default())
+            }
+        }
     }
     let recent = lock(&app.recent).contains(&derivative_key);
     if recent {
@@ -264,7 +277,13 @@ async fn join_flight(app: &App, derivative_key: String, key: DerivativeKey) -> P
                     let result = produce(&app, &derivative_key, &key, &mut measured).await;
                     match &result {
                         Ok(_) => lock(&app.recent).insert(&derivative_key),
-                        Err(refused) => app.admission.remember(&derivative_key, refused),
+                        Err(refused) if refused.is_terminal() => {
+                            let version = refused_version(&app, &key, refused, &measured).await;
+                            if let Some(version) = version {
+                                app.admission.remember(&derivative_key, refused, version);
+                            }
+                        }
+                        Err(_) => {}
                     }
                     lock(&app.in_flight).remove(&derivative_key);
                     (result, measured)
@@ -282,6 +301,25 @@ async fn join_flight(app: &App, derivative_key: String, key: DerivativeKey) -> P
     };
     let (result, measured) = flight.await;
     (result, Measurements { joined, ..measured })
+}
+
+/// The version of the original a terminal refusal was given for: missing, the ETag it was
+/// read with, or (refused before its body was read: too many bytes) the ETag a HEAD gives.
+/// `None` when that cannot be told (the HEAD failed): then nothing is remembered.
+async fn refused_version(
+    app: &App,
+    key: &DerivativeKey,
+    refused: &ApiError,
+    measured: &Measurements,
+) -> Option<Version> {
+    if matches!(refused, ApiError::OriginalNotFound(_)) {
+        return Some(None);
+    }
+    if let Some(etag) = &measured.source_etag {
+        return Some(Some(etag.clone()));
+    }
+    let head = app.store.head(&key.original).await.ok()?;
+    Some(head.map(|h| h.etag.unwrap_or_default()))
 }
 
 /// How many times a miss builds a size when the original keeps changing under it.
@@ -309,6 +347,7 @@ async fn produce(
             return Ok(None);
         };
         measured.bytes_in = Some(source.len() as u64);
+        measured.source_etag = Some(etag.clone().unwrap_or_default());
         let size = key.size;
         let work = tokio::task::spawn_blocking(move || {
             let _slot = slot;

@@ -54,6 +54,16 @@ async fn refused_and_remembered(mode: DeliveryMode) {
         let (stored, _, _) = stack.get(&format!("hostile/{name}")).await.unwrap();
         assert_eq!(stored.as_ref(), hostile(name).as_slice(), "{name} untouched");
     }
+    // Replaced by a good image within the window: the memory holds for the original it was
+    // given for only, so the new one is made at once.
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(40, 30, image::Rgb([9, 99, 199])))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    stack.put("hostile/lying-header.png", png, "image/png").await;
+    let chain = stack.follow(Method::GET, "/300x300/hostile/lying-header.png").await;
+    assert_eq!(chain.statuses(), stack.miss(), "{:?}", String::from_utf8_lossy(&chain.body));
+    assert_eq!(e2e::inspect(&chain.body), (image::ImageFormat::Png, 300, 300));
 }
 
 in_both_modes!(hostile_originals_that_can_be_read_safely_are_made, handled);
