@@ -21,6 +21,8 @@ pub const TEMPLATE: &str = include_str!("../../template.yaml");
 pub struct Template {
     root: Value,
     parameters: HashMap<String, String>,
+    /// `AWS::Region`: the devserver's region unless the overrides name another.
+    region: String,
     conditions: HashMap<String, bool>,
 }
 
@@ -64,7 +66,8 @@ fn intrinsic<'a>(value: &'a Value, short: &str) -> Option<&'a Value> {
 impl Template {
     /// Reads `text` with `overrides` for some parameters and the template's defaults for the
     /// rest (a parameter with neither reads as the empty string), then evaluates every
-    /// condition.
+    /// condition. An override of `AWS::Region` reads the template as a stack in that region
+    /// would (the devserver's own is [`crate::REGION`]).
     pub fn parse(text: &str, overrides: &HashMap<String, String>) -> Result<Self, TemplateError> {
         let root = yaml_to_json(text)?;
         let mut parameters = HashMap::new();
@@ -79,13 +82,18 @@ impl Template {
                 parameters.insert(name.clone(), value);
             }
         }
+        let mut region = crate::REGION.to_owned();
         for (name, value) in overrides {
+            if name == "AWS::Region" {
+                region.clone_from(value);
+                continue;
+            }
             if !parameters.contains_key(name) {
                 return Err(unsupported(format!("no parameter {name} to set")));
             }
             parameters.insert(name.clone(), value.clone());
         }
-        let mut template = Self { root, parameters, conditions: HashMap::new() };
+        let mut template = Self { root, parameters, region, conditions: HashMap::new() };
         let names: Vec<String> = template
             .root
             .get("Conditions")
@@ -166,7 +174,7 @@ impl Template {
             Value::Number(n) => Ok(n.to_string()),
             Value::Bool(b) => Ok(b.to_string()),
             _ => match intrinsic(v, "!Ref").and_then(Value::as_str) {
-                Some("AWS::Region") => Ok(crate::REGION.to_owned()),
+                Some("AWS::Region") => Ok(self.region.clone()),
                 Some(name) => self
                     .parameter(name)
                     .map(str::to_owned)
@@ -311,6 +319,19 @@ Resources:
         assert_eq!(thing["Properties"]["Pick"], "second");
         assert!(b.resource("OnlyB").unwrap().is_some());
         assert_eq!(b.resources_of("AWS::X::Y").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_region_is_the_devservers_unless_overridden() {
+        const REGIONAL: &str = r#"
+Conditions:
+  Virginia: !Equals [!Ref AWS::Region, us-east-1]
+Resources: {}
+"#;
+        let here = Template::parse(REGIONAL, &HashMap::new()).unwrap();
+        assert!(here.is("Virginia").unwrap());
+        let ireland = HashMap::from([("AWS::Region".to_owned(), "eu-west-1".to_owned())]);
+        assert!(!Template::parse(REGIONAL, &ireland).unwrap().is("Virginia").unwrap());
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! the routes, origins, origin group, permissions and outputs are those of the mode; the
 //! bucket's events reach the events function through a queue with a dead-letter queue, and
 //! its role deletes only allowed sizes and uploads; the dashboard is JSON naming every metric
-//! the functions emit, and the alarms tell the alarm topic.
+//! the functions emit, and the alarms tell the alarm topic; the limits on the bill: the
+//! resizer's reserved concurrency, a throttle for every route under its exact route key, the
+//! optional web ACL (per IP address, us-east-1 only).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -1062,4 +1064,230 @@ fn every_parameter_is_in_one_console_group() {
     let unique: BTreeSet<String> = grouped.iter().cloned().collect();
     assert_eq!(unique.len(), grouped.len(), "a parameter in two groups: {grouped:?}");
     assert_eq!(unique, declared);
+}
+
+// --- The bill: reserved concurrency, per-route throttles, the optional WAF (issue 13) ------
+
+/// A parameter's declaration, as written.
+fn parameter(name: &str) -> Value {
+    raw()["Parameters"].get(name).unwrap_or_else(|| panic!("no parameter {name}")).clone()
+}
+
+fn reserved_concurrency(template: &Template, function: &str) -> Option<Value> {
+    resource(template, function)["Properties"].get("ReservedConcurrentExecutions").cloned()
+}
+
+#[test]
+fn the_resizer_reserves_fifty_misses_at_once_minus_one_reserves_none_and_zero_is_a_brake() {
+    let p = parameter("ResizerReservedConcurrency");
+    assert_eq!(
+        (&p["Type"], &p["Default"], &p["MinValue"]),
+        (&json!("Number"), &json!(50), &json!(-1))
+    );
+    let reservation = json!({"!Ref": "ResizerReservedConcurrency"});
+    for mode in e2e::MODES {
+        let default = read(mode, &[]);
+        assert_eq!(reserved_concurrency(&default, "ResizerFunction"), Some(reservation.clone()));
+        let unreserved = read(mode, &[("ResizerReservedConcurrency", "-1")]);
+        assert_eq!(reserved_concurrency(&unreserved, "ResizerFunction"), None, "{mode}: -1");
+        // 0 is a reservation of nothing (Lambda throttles every miss), not "no reservation".
+        let brake = read(mode, &[("ResizerReservedConcurrency", "0")]);
+        assert_eq!(reserved_concurrency(&brake, "ResizerFunction"), Some(reservation.clone()));
+        // Only the resizer reserves: the others keep the account's shared pool, which the
+        // reservation protects from a flood of misses.
+        for function in ["SignerFunction", "EventsFunction"] {
+            assert_eq!(reserved_concurrency(&default, function), None, "{mode}: {function}");
+        }
+    }
+}
+
+#[test]
+fn the_events_function_takes_at_most_events_maximum_concurrency_from_its_queue() {
+    let p = parameter("EventsMaximumConcurrency");
+    assert_eq!(
+        (&p["Default"], &p["MinValue"], &p["MaxValue"]),
+        (&json!(10), &json!(2), &json!(1000)),
+        "Lambda's bounds for an SQS event source's maximum concurrency"
+    );
+    for mode in e2e::MODES {
+        let events = &resource(&read(mode, &[]), "EventsFunction")["Properties"]["Events"];
+        let sqs = &events["BucketEvents"];
+        assert_eq!(sqs["Type"], "SQS");
+        assert_eq!(
+            sqs["Properties"]["ScalingConfig"]["MaximumConcurrency"],
+            json!({"!Ref": "EventsMaximumConcurrency"}),
+            "{mode}"
+        );
+    }
+}
+
+/// The route keys of the HTTP API's routes that exist in `template`.
+fn route_keys(template: &Template) -> BTreeSet<String> {
+    template
+        .resources_of("AWS::ApiGatewayV2::Route")
+        .unwrap()
+        .iter()
+        .map(|(_, r)| r["Properties"]["RouteKey"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// What is wrong with `stage`'s RouteSettings for `routes`: a key that is no route's key as
+/// the route spells it (API Gateway refuses the stage: "Unable to find Route by key"), a
+/// route without a throttle of its own, a setting without both limits.
+fn route_settings_faults(stage: &Value, routes: &BTreeSet<String>) -> Vec<String> {
+    let mut faults = Vec::new();
+    let Some(settings) = stage["Properties"]["RouteSettings"].as_object() else {
+        return vec!["no RouteSettings".to_owned()];
+    };
+    for (key, setting) in settings {
+        if !routes.contains(key) {
+            faults.push(format!("{key:?} is no route's key ({routes:?})"));
+        }
+        for limit in ["ThrottlingBurstLimit", "ThrottlingRateLimit"] {
+            if setting.get(limit).is_none() {
+                faults.push(format!("{key:?} has no {limit}"));
+            }
+        }
+    }
+    for route in routes {
+        if !settings.contains_key(route) {
+            faults.push(format!("{route:?} has no throttle of its own"));
+        }
+    }
+    faults
+}
+
+#[test]
+fn every_route_has_a_throttle_of_its_own_under_its_exact_route_key() {
+    for mode in e2e::MODES {
+        let template = read(mode, &[]);
+        let routes = route_keys(&template);
+        let stage = resource(&template, "HttpApiStage");
+        assert_eq!(route_settings_faults(&stage, &routes), Vec::<String>::new(), "{mode}");
+        // The check can fail: each key misspelt once, as a path parameter without its '+'.
+        for key in &routes {
+            let mut misspelt = stage.clone();
+            let settings = misspelt["Properties"]["RouteSettings"].as_object_mut().unwrap();
+            let setting = settings.remove(key).unwrap();
+            let wrong = key.replace("{proxy+}", "{proxy}");
+            settings.insert(wrong.clone(), setting);
+            let faults = route_settings_faults(&misspelt, &routes);
+            assert!(faults.iter().any(|f| f.contains(&wrong)), "{mode} {wrong}: {faults:?}");
+            assert!(faults.iter().any(|f| f.contains("no throttle of its own")), "{faults:?}");
+        }
+        // /api keeps the stage's figures, in a bucket no /resize request draws from.
+        let settings = &stage["Properties"]["RouteSettings"];
+        assert_eq!(
+            settings["ANY /api/{proxy+}"],
+            json!({"ThrottlingBurstLimit": 200, "ThrottlingRateLimit": 100})
+        );
+        if mode == DeliveryMode::Redirect {
+            // The misses: the parameters (rate 50/s, burst 100). HEAD makes a miss too, but
+            // no browser sends one: a small throttle of its own.
+            assert_eq!(
+                settings["GET /resize/{proxy+}"],
+                json!({
+                    "ThrottlingBurstLimit": {"!Ref": "ResizeRouteBurstLimit"},
+                    "ThrottlingRateLimit": {"!Ref": "ResizeRouteRateLimit"}
+                })
+            );
+            assert_eq!(parameter("ResizeRouteRateLimit")["Default"], 50);
+            assert_eq!(parameter("ResizeRouteBurstLimit")["Default"], 100);
+            let head = &settings["HEAD /resize/{proxy+}"];
+            assert!(head["ThrottlingRateLimit"].as_f64().unwrap() <= 5.0, "{head}");
+            assert!(head["ThrottlingBurstLimit"].as_u64().unwrap() <= 10, "{head}");
+        }
+    }
+}
+
+/// Every resource name a `Ref` inside `value` names.
+fn refs_in(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(name)) = map.get("!Ref") {
+                out.insert(name.clone());
+            }
+            map.values().for_each(|v| refs_in(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs_in(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_stage_is_made_after_every_route_its_settings_name() {
+    for mode in e2e::MODES {
+        let template = read(mode, &[]);
+        let stage = resource(&template, "HttpApiStage");
+        let mut before = BTreeSet::new();
+        refs_in(&stage["Metadata"], &mut before);
+        match &stage["DependsOn"] {
+            Value::String(one) => {
+                before.insert(one.clone());
+            }
+            Value::Array(items) => {
+                before.extend(items.iter().map(|v| v.as_str().unwrap().to_owned()))
+            }
+            _ => {}
+        }
+        for (name, _) in template.resources_of("AWS::ApiGatewayV2::Route").unwrap() {
+            assert!(before.contains(&name), "{mode}: the stage may be made before {name}");
+        }
+    }
+}
+
+#[test]
+fn the_web_acl_is_off_by_default_and_when_on_limits_each_ip_address() {
+    let p = parameter("WafRateLimit");
+    assert_eq!((&p["Default"], &p["MinValue"]), (&json!(0), &json!(0)));
+    let web_acl_id = |template: &Template| {
+        resource(template, "Distribution")["Properties"]["DistributionConfig"]
+            .get("WebACLId")
+            .cloned()
+    };
+    for mode in e2e::MODES {
+        let off = read(mode, &[]);
+        assert!(off.resources_of("AWS::WAFv2::WebACL").unwrap().is_empty(), "{mode}");
+        assert_eq!(web_acl_id(&off), None, "{mode}");
+
+        let on = read(mode, &[("WafRateLimit", "2000")]);
+        let acls = on.resources_of("AWS::WAFv2::WebACL").unwrap();
+        assert_eq!(acls.len(), 1, "{mode}");
+        let (name, acl) = &acls[0];
+        let acl = &acl["Properties"];
+        assert_eq!(acl["Scope"], "CLOUDFRONT");
+        assert_eq!(acl["DefaultAction"], json!({"Allow": {}}));
+        let rules = acl["Rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 1, "one rule: {rules:?}");
+        let rate = &rules[0]["Statement"]["RateBasedStatement"];
+        assert_eq!(rate["AggregateKeyType"], "IP");
+        assert_eq!(rate["Limit"], json!({"!Ref": "WafRateLimit"}));
+        assert_eq!(rate["EvaluationWindowSec"], 300, "the parameter says per 5 minutes");
+        assert!(rate.get("ScopeDownStatement").is_none(), "every request counts");
+        assert_eq!(rules[0]["Action"]["Block"]["CustomResponse"]["ResponseCode"], 429);
+        assert_eq!(web_acl_id(&on), Some(json!({"!GetAtt": format!("{name}.Arn")})), "{mode}");
+
+        // A CLOUDFRONT web ACL is made in us-east-1 only: elsewhere none, none attached...
+        let elsewhere = read(mode, &[("WafRateLimit", "2000"), ("AWS::Region", "eu-west-1")]);
+        assert!(elsewhere.resources_of("AWS::WAFv2::WebACL").unwrap().is_empty(), "{mode}");
+        assert_eq!(web_acl_id(&elsewhere), None, "{mode}");
+        // ... unless one made there is named.
+        let arn = "arn:aws:wafv2:us-east-1:111122223333:global/webacl/images/0123-abcd";
+        let attached = read(mode, &[("AWS::Region", "eu-west-1"), ("WafWebAclArn", arn)]);
+        assert_eq!(web_acl_id(&attached), Some(json!({"!Ref": "WafWebAclArn"})), "{mode}");
+    }
+    let raw = raw();
+    assert_eq!(raw["Outputs"]["WebAclArn"]["Condition"], "HasWaf");
+    let here = raw["Conditions"]["CloudFrontWebAclHere"].clone();
+    assert_eq!(here, json!({"!Equals": [{"!Ref": "AWS::Region"}, "us-east-1"]}));
+}
+
+#[test]
+fn the_devserver_does_not_emulate_a_web_acl_so_it_refuses_a_distribution_with_one() {
+    use devserver::edge::distribution::Distribution;
+    let off = read(DeliveryMode::Redirect, &[]);
+    assert!(Distribution::read(&off, "Distribution").is_ok());
+    let on = read(DeliveryMode::Redirect, &[("WafRateLimit", "2000")]);
+    let refused = Distribution::read(&on, "Distribution").expect_err("a web ACL is not emulated");
+    assert!(refused.to_string().contains("WebACLId"), "{refused}");
 }
