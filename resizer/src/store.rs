@@ -98,6 +98,7 @@ pub struct Stamp<'a> {
 pub struct Store {
     client: aws_sdk_s3::Client,
     bucket: String,
+    read_timeout: Option<std::time::Duration>,
 }
 
 /// Whether an S3 call read or wrote: a bare 403 means different things for the two.
@@ -151,7 +152,16 @@ fn classify_answer(status: u16, code: Option<&str>, op: Op, detail: String) -> S
 impl Store {
     /// A store for `bucket` through `client`.
     pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
-        Self { client, bucket: bucket.into() }
+        Self { client, bucket: bucket.into(), read_timeout: None }
+    }
+
+    /// Bounds each read ([`Store::get_object`]), its body included, by `timeout`. The SDK's
+    /// operation timeout ends when a GET's headers arrive: without this bound a body that
+    /// stalls or trickles holds the request until the SDK's stalled-stream check (a few
+    /// seconds of nothing) or, trickling, until the function's own timeout.
+    pub fn with_read_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.read_timeout = Some(timeout);
+        self
     }
 
     /// The bucket's name.
@@ -198,8 +208,24 @@ impl Store {
         self.get_object(key, max_bytes).await.map(|object| object.body)
     }
 
-    /// Like [`Store::get`], with the stored headers a response needs.
+    /// Like [`Store::get`], with the stored headers a response needs. With a read timeout,
+    /// the whole call (the answer's head and its body) gets that long, then
+    /// [`StoreError::Timeout`].
     pub async fn get_object(&self, key: &str, max_bytes: u64) -> Result<StoredObject, StoreError> {
+        let read = self.get_object_unbounded(key, max_bytes);
+        match self.read_timeout {
+            None => read.await,
+            Some(limit) => tokio::time::timeout(limit, read).await.unwrap_or_else(|_| {
+                Err(StoreError::Timeout(format!("reading {key} took over {limit:?}")))
+            }),
+        }
+    }
+
+    async fn get_object_unbounded(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<StoredObject, StoreError> {
         let out = self
             .client
             .get_object()

@@ -3,6 +3,7 @@
 //! does not follow redirects, and helpers to walk a redirect chain as a browser does and
 //! read the bucket over S3.
 
+pub mod fault_proxy;
 pub mod runtime_api;
 
 use std::collections::HashMap;

@@ -5,6 +5,7 @@ mod browser;
 mod edge;
 mod errors;
 mod hostile;
+mod faults;
 mod keys;
 mod lambda_events;
 mod lambda_runtime;
