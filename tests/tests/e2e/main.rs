@@ -2,6 +2,7 @@
 //! store, real API Gateway v2 event JSON through lambda_http.
 
 mod browser;
+mod concurrency;
 mod edge;
 mod errors;
 mod hostile;
