@@ -101,6 +101,9 @@ pub struct Store {
     read_timeout: Option<std::time::Duration>,
 }
 
+/// How a read whose body broke off is described (and told apart from other failures).
+const BODY_BROKE_OFF: &str = "reading the body";
+
 /// Whether an S3 call read or wrote: a bare 403 means different things for the two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -221,11 +224,24 @@ impl Store {
         }
     }
 
+    /// The SDK retries a GET that fails before its body, never one whose body breaks off
+    /// (it has handed the body over by then): such a read is made once more here, so one
+    /// dropped connection mid-body does not fail the miss.
     async fn get_object_unbounded(
         &self,
         key: &str,
         max_bytes: u64,
     ) -> Result<StoredObject, StoreError> {
+        match self.get_object_once(key, max_bytes).await {
+            Err(StoreError::Unavailable(detail)) if detail.starts_with(BODY_BROKE_OFF) => {
+                tracing::warn!(key, detail, "the body broke off: reading again");
+                self.get_object_once(key, max_bytes).await
+            }
+            other => other,
+        }
+    }
+
+    async fn get_object_once(&self, key: &str, max_bytes: u64) -> Result<StoredObject, StoreError> {
         let out = self
             .client
             .get_object()
@@ -245,7 +261,7 @@ impl Store {
             .body
             .collect()
             .await
-            .map_err(|e| StoreError::Unavailable(format!("reading the body: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(format!("{BODY_BROKE_OFF}: {e}")))?;
         let bytes = body.into_bytes();
         if bytes.len() as u64 > max_bytes {
             return Err(StoreError::TooLarge { size: bytes.len() as u64, limit: max_bytes });
