@@ -92,6 +92,9 @@ const RESIZER_VARS: &[&str] = &[
     "MAX_SOURCE_PIXELS",
     "DERIVATIVE_CACHE_CONTROL",
     "S3_OPERATION_TIMEOUT_MS",
+    "ERROR_CACHE_SECONDS",
+    "RESIZE_BUDGET_MS",
+    "MAX_CONCURRENT_RESIZES",
     // The events function's: sizes made on upload.
     "PREGENERATE",
 ];

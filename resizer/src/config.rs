@@ -104,7 +104,7 @@ pub struct Config {
     /// (0: never, every request reads and decodes again).
     pub error_cache_seconds: u64,
     /// RESIZE_BUDGET_MS: the longest one resize may take before the request is answered
-    /// `422 source-too-complex`.
+    /// `503 resize-too-slow`.
     pub resize_budget: std::time::Duration,
     /// MAX_CONCURRENT_RESIZES: how many resizes (read, decode, resize, encode, write) the
     /// process runs at once; more wait. Default: the number of CPUs. In Lambda one request

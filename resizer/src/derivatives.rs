@@ -357,8 +357,8 @@ async fn produce(
         let derivative = tokio::time::timeout(budget, work)
             .await
             .map_err(|_| {
-                ApiError::SourceTooComplex(format!(
-                    "the resize took longer than RESIZE_BUDGET_MS ({} ms)",
+                ApiError::ResizeTooSlow(format!(
+                    "the resize took longer than RESIZE_BUDGET_MS ({} ms); retry later",
                     budget.as_millis()
                 ))
             })?

@@ -54,9 +54,13 @@ pub enum ApiError {
     #[error("{0}")]
     UnsupportedImage(String),
     /// The original would cost more to decode than any real image does: a JPEG with more
-    /// scans than the limit, or a resize that ran past RESIZE_BUDGET_MS.
+    /// scans than the limit.
     #[error("{0}")]
     SourceTooComplex(String),
+    /// The resize ran past RESIZE_BUDGET_MS. Not the caller's fault for sure (an overloaded
+    /// process slows every resize), so neither cached nor remembered.
+    #[error("{0}")]
+    ResizeTooSlow(String),
     /// S3 timed out.
     #[error("storage timed out")]
     StorageTimeout(String),
@@ -87,6 +91,7 @@ impl ApiError {
             ApiError::SourceTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedImage(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::SourceTooComplex(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::ResizeTooSlow(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::StorageTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::StorageFailed(_) => StatusCode::BAD_GATEWAY,
@@ -109,6 +114,7 @@ impl ApiError {
             ApiError::SourceTooLarge(_) => "source-too-large",
             ApiError::UnsupportedImage(_) => "unsupported-image",
             ApiError::SourceTooComplex(_) => "source-too-complex",
+            ApiError::ResizeTooSlow(_) => "resize-too-slow",
             ApiError::StorageTimeout(_) => "storage-timeout",
             ApiError::StorageUnavailable(_) => "storage-unavailable",
             ApiError::StorageFailed(_) => "storage-error",
@@ -136,6 +142,7 @@ impl ApiError {
             | ApiError::UnsignedPrivatePath
             | ApiError::ResolutionNotAllowed(_)
             | ApiError::OutputTooLarge { .. }
+            | ApiError::ResizeTooSlow(_)
             | ApiError::StorageTimeout(_)
             | ApiError::StorageUnavailable(_)
             | ApiError::StorageFailed(_)

@@ -101,7 +101,9 @@ async fn a_resize_over_its_time_budget_is_refused_and_nothing_is_written() {
     let stack = Stack::start_in(DeliveryMode::Failover, &[("RESIZE_BUDGET_MS", "1")]).await;
     let chain = stack.follow(Method::GET, "/300x300/samples/seeding.jpg").await;
     let (status, code, cache) = refusal(&chain);
-    assert_eq!((status, code.as_str(), cache.as_str()), (422, "source-too-complex", "max-age=60"));
+    // A 5xx, neither cached nor remembered: an overloaded process slows every resize, so
+    // running out of time says nothing for sure about the original.
+    assert_eq!((status, code.as_str(), cache.as_str()), (503, "resize-too-slow", "no-store"));
     assert!(chain.json()["message"].as_str().unwrap().contains("RESIZE_BUDGET_MS"));
     // The abandoned resize finishes in the background; give it time, then check it wrote
     // nothing.
