@@ -312,6 +312,16 @@ fn exif_whose_ifds_loop_is_read_once_and_its_orientation_applied() {
     assert_eq!((d.width, d.height), (20, 40));
 }
 
+#[test]
+fn a_gif_whose_screen_claims_4_gigapixels_is_refused_from_its_header() {
+    // Found by the pipeline fuzz target with the pixel limit lifted (it then asked malloc for
+    // 17 GB): fuzz/regressions/pipeline-gif-header-17gb-without-pixel-limit, less the 5
+    // bytes the target draws the size from.
+    let gif = b"GIF89aa\xff\xff\xffF\x969;>";
+    let r = resize(gif, boxed(10, 10), &LIMITS);
+    assert!(matches!(&r, Err(PipelineError::SourceTooLarge(_))), "{r:?}");
+}
+
 /// Writes the hostile originals above to tests/data/hostile/, where the end-to-end tests
 /// upload them and the fuzzer takes its image seeds from:
 /// `cargo test -p resizer --lib write_hostile_corpus -- --ignored`.
