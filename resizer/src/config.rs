@@ -106,8 +106,8 @@ pub struct Config {
     /// RESIZE_BUDGET_MS: the longest one resize may take before the request is answered
     /// `503 resize-too-slow`.
     pub resize_budget: std::time::Duration,
-    /// MAX_CONCURRENT_RESIZES: how many resizes (read, decode, resize, encode, write) the
-    /// process runs at once; more wait. Default: the number of CPUs. In Lambda one request
+    /// MAX_CONCURRENT_RESIZES: how many resizes (read, decode, resize, encode) the process
+    /// runs at once; more wait. Default: the number of CPUs. In Lambda one request
     /// runs per instance, so this bounds the devserver and the events function's pregeneration.
     pub max_concurrent_resizes: usize,
 }

@@ -278,7 +278,7 @@ async fn join_flight(app: &App, derivative_key: String, key: DerivativeKey) -> P
                     match &result {
                         Ok(_) => lock(&app.recent).insert(&derivative_key),
                         Err(refused) if refused.is_terminal() => {
-                            let version = refused_version(&app, &key, refused, &measured).await;
+                            let version = refused_version(refused, &measured);
                             if let Some(version) = version {
                                 app.admission.remember(&derivative_key, refused, version);
                             }
@@ -303,23 +303,15 @@ async fn join_flight(app: &App, derivative_key: String, key: DerivativeKey) -> P
     (result, Measurements { joined, ..measured })
 }
 
-/// The version of the original a terminal refusal was given for: missing, the ETag it was
-/// read with, or (refused before its body was read: too many bytes) the ETag a HEAD gives.
-/// `None` when that cannot be told (the HEAD failed): then nothing is remembered.
-async fn refused_version(
-    app: &App,
-    key: &DerivativeKey,
-    refused: &ApiError,
-    measured: &Measurements,
-) -> Option<Version> {
+/// The version of the original a terminal refusal was given for: missing, or the ETag it was
+/// read with. `None` (nothing remembered) when no body was read: a refusal from the
+/// original's Content-Length alone (over MAX_SOURCE_BYTES) costs one GET's headers again,
+/// and a HEAD made now could name a replacement the refusal was not given for.
+fn refused_version(refused: &ApiError, measured: &Measurements) -> Option<Version> {
     if matches!(refused, ApiError::OriginalNotFound(_)) {
         return Some(None);
     }
-    if let Some(etag) = &measured.source_etag {
-        return Some(Some(etag.clone()));
-    }
-    let head = app.store.head(&key.original).await.ok()?;
-    Some(head.map(|h| h.etag.unwrap_or_default()))
+    measured.source_etag.clone().map(Some)
 }
 
 /// How many times a miss builds a size when the original keeps changing under it.

@@ -122,7 +122,7 @@ pub enum PipelineError {
     #[error("the original could not be decoded: {0}")]
     Undecodable(String),
     /// The original would cost more to decode than any real image does (a JPEG with more
-    /// scans than [`jpeg_markers::MAX_SCANS`], a resize over its time budget).
+    /// scans than [`jpeg_markers::MAX_SCANS`]).
     #[error("the original is too complex to decode: {0}")]
     TooComplex(String),
     /// Encoding the derivative failed (our fault, not the caller's).

@@ -260,7 +260,9 @@ impl Rig {
         assert_eq!(self.answer(&derivative).await, Outcome::Image, "once the faults stop: {row}");
         self.assert_bucket_whole().await;
         if outcome == TIMED_OUT {
-            assert!(took < self.timeout + Duration::from_secs(2), "answered in time: {row}");
+            // Stalls last four times the timeout: a 504 well before that came from the
+            // timeout, not from the stall's end (a loose line, for loaded machines).
+            assert!(took < self.timeout * 3, "answered in time: {row}");
         }
         took
     }
