@@ -81,6 +81,24 @@ pub(crate) async fn read_request(
     (parts, body, peer)
 }
 
+/// The resizer's and the events function's own variables, which the devserver binary (and
+/// the load tool's server) pass through from the environment.
+pub const RESIZER_VARS: &[&str] = &[
+    "REDIRECT_KEY_ENCODING",
+    "MAX_RESPONSE_BYTES",
+    "ALLOWED_RESOLUTIONS",
+    "MAX_DIMENSION",
+    "MAX_SOURCE_BYTES",
+    "MAX_SOURCE_PIXELS",
+    "DERIVATIVE_CACHE_CONTROL",
+    "S3_OPERATION_TIMEOUT_MS",
+    "ERROR_CACHE_SECONDS",
+    "RESIZE_BUDGET_MS",
+    "MAX_CONCURRENT_RESIZES",
+    // The events function's: sizes made on upload.
+    "PREGENERATE",
+];
+
 /// How to start the stack.
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -82,23 +82,6 @@ fn parse_encoding(s: &str) -> Result<LocationEncoding, String> {
     s.parse()
 }
 
-/// The resizer's own variables, passed through from the environment.
-const RESIZER_VARS: &[&str] = &[
-    "REDIRECT_KEY_ENCODING",
-    "MAX_RESPONSE_BYTES",
-    "ALLOWED_RESOLUTIONS",
-    "MAX_DIMENSION",
-    "MAX_SOURCE_BYTES",
-    "MAX_SOURCE_PIXELS",
-    "DERIVATIVE_CACHE_CONTROL",
-    "S3_OPERATION_TIMEOUT_MS",
-    "ERROR_CACHE_SECONDS",
-    "RESIZE_BUDGET_MS",
-    "MAX_CONCURRENT_RESIZES",
-    // The events function's: sizes made on upload.
-    "PREGENERATE",
-];
-
 /// The signer's own variables, passed through from the environment (the private key, the
 /// bucket, PUBLIC_BASE_URL and S3_FORCE_PATH_STYLE are the devserver's).
 const SIGNER_VARS: &[&str] = &[
@@ -161,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
         .collect();
-    opts.resizer_env = RESIZER_VARS
+    opts.resizer_env = devserver::RESIZER_VARS
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
         .collect();

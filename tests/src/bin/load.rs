@@ -487,23 +487,6 @@ fn error_code(message: &str) -> String {
         .to_owned()
 }
 
-/// Every variable the resizer and the events function read (resizer/src/config.rs and
-/// events.rs), passed through from the environment.
-const RESIZER_VARS: &[&str] = &[
-    "REDIRECT_KEY_ENCODING",
-    "MAX_RESPONSE_BYTES",
-    "ALLOWED_RESOLUTIONS",
-    "MAX_DIMENSION",
-    "MAX_SOURCE_BYTES",
-    "MAX_SOURCE_PIXELS",
-    "DERIVATIVE_CACHE_CONTROL",
-    "S3_OPERATION_TIMEOUT_MS",
-    "ERROR_CACHE_SECONDS",
-    "RESIZE_BUDGET_MS",
-    "MAX_CONCURRENT_RESIZES",
-    "PREGENERATE",
-];
-
 /// No tracing subscriber (the `devserver` binary logs each request at info): both settings
 /// of a burst run on this host, so they compare like with like.
 async fn serve(opts: &Opts) -> anyhow::Result<()> {
@@ -513,7 +496,7 @@ async fn serve(opts: &Opts) -> anyhow::Result<()> {
     o.delivery = opts.get("delivery").unwrap_or("redirect").parse().map_err(anyhow::Error::msg)?;
     o.data_dir = opts.get("data-dir")?.into();
     o.upload_samples = false;
-    o.resizer_env = RESIZER_VARS
+    o.resizer_env = devserver::RESIZER_VARS
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
         .collect();
