@@ -12,7 +12,7 @@ use keyspace::{
     KeyDecoding, LocationEncoding, PrivatePaths,
 };
 use libfuzzer_sys::fuzz_target;
-use resizer::key::{parse_derivative_key, parse_size};
+use resizer::key::{parse_derivative_key, parse_size, parse_size_segment};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else { return };
@@ -23,6 +23,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(size.to_string(), text, "a size parses only from its canonical spelling");
         assert_eq!(parse_size(&size.to_string(), max), Ok(size));
         assert!(is_size_segment(text), "keyspace's size shape accepts what the grammar does");
+    }
+    if let Ok(segment) = parse_size_segment(text, max) {
+        assert_eq!(segment.to_string(), text, "a size segment parses only from its spelling");
+        assert!(is_size_segment(text), "keyspace's size shape accepts every format suffix");
     }
     if let Ok(key) = parse_derivative_key(text, max) {
         let spelled = key.to_string();

@@ -11,7 +11,7 @@ use resizer::key::Size;
 use resizer::pipeline::{detect_format, resize, Limits};
 
 fn limits() -> Limits {
-    Limits { max_source_bytes: 2 * 1024 * 1024, max_source_pixels: 4_000_000 }
+    Limits { max_source_bytes: 2 * 1024 * 1024, max_source_pixels: 4_000_000, max_source_frames: 100, max_animation_pixels: 20_000_000 }
 }
 
 fuzz_target!(|data: &[u8]| {

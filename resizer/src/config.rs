@@ -6,7 +6,7 @@
 use keyspace::{DeliveryMode, KeyDecoding, PrivatePaths};
 
 use crate::key::{parse_size, Size, SizeError};
-use crate::pipeline::Limits;
+use crate::pipeline::{Format, Limits};
 
 /// Default largest width or height a derivative may ask for.
 pub const DEFAULT_MAX_DIMENSION: u32 = 4096;
@@ -14,6 +14,11 @@ pub const DEFAULT_MAX_DIMENSION: u32 = 4096;
 pub const DEFAULT_MAX_SOURCE_BYTES: u64 = 50_000_000;
 /// Default largest original, in pixels (50 MP).
 pub const DEFAULT_MAX_SOURCE_PIXELS: u64 = 50_000_000;
+/// Default most frames an animated original may have.
+pub const DEFAULT_MAX_SOURCE_FRAMES: u32 = 500;
+/// Default most pixels an animated original may have over all its frames (frames x canvas
+/// width x height): 100 frames of 1000x1000, or 770 of the benchmark's 480x270.
+pub const DEFAULT_MAX_SOURCE_ANIMATION_PIXELS: u64 = 100_000_000;
 /// Default bound on one S3 call, retries included (the template gives the function 30 s).
 pub const DEFAULT_S3_OPERATION_TIMEOUT_MS: u64 = 10_000;
 /// Default Cache-Control stored with every derivative: derivatives never change once
@@ -88,9 +93,12 @@ pub struct Config {
     pub max_response_bytes: u64,
     /// ALLOWED_RESOLUTIONS.
     pub allowed: AllowedResolutions,
+    /// ALLOWED_FORMATS: the formats a key's size segment may name (`640x.avif`); empty or
+    /// unset means all five. A key without a format (the original's) is always allowed.
+    pub formats: Vec<Format>,
     /// MAX_DIMENSION.
     pub max_dimension: u32,
-    /// MAX_SOURCE_BYTES and MAX_SOURCE_PIXELS.
+    /// MAX_SOURCE_BYTES, MAX_SOURCE_PIXELS, MAX_SOURCE_FRAMES, MAX_SOURCE_ANIMATION_PIXELS.
     pub limits: Limits,
     /// DERIVATIVE_CACHE_CONTROL.
     pub derivative_cache_control: String,
@@ -175,7 +183,8 @@ impl Config {
         let max_response_bytes =
             number("MAX_RESPONSE_BYTES", get("MAX_RESPONSE_BYTES"), DEFAULT_MAX_RESPONSE_BYTES)?;
 
-        let ImageSettings { max_dimension, allowed, limits } = ImageSettings::from_lookup(&lookup)?;
+        let ImageSettings { max_dimension, allowed, formats, limits } =
+            ImageSettings::from_lookup(&lookup)?;
         let derivative_cache_control = get("DERIVATIVE_CACHE_CONTROL")
             .unwrap_or_else(|| DEFAULT_DERIVATIVE_CACHE_CONTROL.to_owned());
         if http::HeaderValue::from_str(&derivative_cache_control).is_err() {
@@ -227,6 +236,7 @@ impl Config {
             origin_secret,
             max_response_bytes,
             allowed,
+            formats,
             max_dimension,
             limits,
             derivative_cache_control,
@@ -236,15 +246,35 @@ impl Config {
 }
 
 /// The image limits shared by the Lambda and the `resize` CLI: MAX_DIMENSION,
-/// ALLOWED_RESOLUTIONS, MAX_SOURCE_BYTES and MAX_SOURCE_PIXELS.
+/// ALLOWED_RESOLUTIONS, ALLOWED_FORMATS and the MAX_SOURCE_* limits.
 #[derive(Debug, Clone)]
 pub struct ImageSettings {
     /// MAX_DIMENSION.
     pub max_dimension: u32,
     /// ALLOWED_RESOLUTIONS.
     pub allowed: AllowedResolutions,
-    /// MAX_SOURCE_BYTES and MAX_SOURCE_PIXELS.
+    /// ALLOWED_FORMATS (all when unset).
+    pub formats: Vec<Format>,
+    /// MAX_SOURCE_BYTES, MAX_SOURCE_PIXELS, MAX_SOURCE_FRAMES, MAX_SOURCE_ANIMATION_PIXELS.
     pub limits: Limits,
+}
+
+/// Parses ALLOWED_FORMATS: comma-separated format names as the key grammar spells them
+/// (`avif,webp`); empty means all.
+pub fn parse_formats(raw: &str) -> Result<Vec<Format>, String> {
+    if raw.trim().is_empty() {
+        return Ok(Format::ALL.to_vec());
+    }
+    let mut formats = Vec::new();
+    for name in raw.split(',').map(str::trim) {
+        let format = Format::from_name(name).ok_or_else(|| {
+            format!("{name:?} is not a format (expected avif, webp, jpeg, png or gif)")
+        })?;
+        if !formats.contains(&format) {
+            formats.push(format);
+        }
+    }
+    Ok(formats)
 }
 
 impl ImageSettings {
@@ -259,6 +289,10 @@ impl ImageSettings {
         let allowed = AllowedResolutions::parse(&raw_allowed, max_dimension)
             .map_err(|e| invalid("ALLOWED_RESOLUTIONS", &raw_allowed, &e.to_string()))?;
 
+        let raw_formats = get("ALLOWED_FORMATS").unwrap_or_default();
+        let formats = parse_formats(&raw_formats)
+            .map_err(|reason| invalid("ALLOWED_FORMATS", &raw_formats, &reason))?;
+
         let limits = Limits {
             max_source_bytes: number(
                 "MAX_SOURCE_BYTES",
@@ -270,8 +304,18 @@ impl ImageSettings {
                 get("MAX_SOURCE_PIXELS"),
                 DEFAULT_MAX_SOURCE_PIXELS,
             )?,
+            max_source_frames: number(
+                "MAX_SOURCE_FRAMES",
+                get("MAX_SOURCE_FRAMES"),
+                DEFAULT_MAX_SOURCE_FRAMES,
+            )?,
+            max_animation_pixels: number(
+                "MAX_SOURCE_ANIMATION_PIXELS",
+                get("MAX_SOURCE_ANIMATION_PIXELS"),
+                DEFAULT_MAX_SOURCE_ANIMATION_PIXELS,
+            )?,
         };
-        Ok(Self { max_dimension, allowed, limits })
+        Ok(Self { max_dimension, allowed, formats, limits })
     }
 }
 

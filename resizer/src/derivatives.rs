@@ -13,7 +13,7 @@ use keyspace::LocationEncoding;
 use crate::admission::{Admission, Version};
 use crate::config::{AllowedResolutions, Config};
 use crate::error::ApiError;
-use crate::key::{DerivativeKey, Size};
+use crate::key::{DerivativeKey, Size, SizeSegment};
 use crate::metrics::{self, Record, Sink};
 use crate::pipeline::{self, Format, Limits};
 use crate::store::{PutOutcome, Stamp, Store, StoredObject};
@@ -187,11 +187,21 @@ impl App {
     }
 }
 
-/// The checks on a size made before anything is fetched (the Lambda and the `resize` CLI
-/// share them): allowed by ALLOWED_RESOLUTIONS, and not too large to produce.
-pub fn admit(size: Size, allowed: &AllowedResolutions, limits: &Limits) -> Result<(), ApiError> {
+/// The checks on a size segment made before anything is fetched (the Lambda and the `resize`
+/// CLI share them): the size allowed by ALLOWED_RESOLUTIONS, the format (if named) by
+/// ALLOWED_FORMATS, and not too large to produce.
+pub fn admit(
+    segment: SizeSegment,
+    allowed: &AllowedResolutions,
+    formats: &[Format],
+    limits: &Limits,
+) -> Result<(), ApiError> {
+    let size = segment.size;
     if !allowed.allows(size) {
         return Err(ApiError::ResolutionNotAllowed(size));
+    }
+    if let Some(format) = segment.format.filter(|f| !formats.contains(f)) {
+        return Err(ApiError::FormatNotAllowed(format));
     }
     // One-sided sizes never exceed the original, which the pixel limit already bounds; a
     // box can upscale, so it is bounded here.
@@ -230,8 +240,9 @@ pub async fn ensure_measured(
     key: &DerivativeKey,
     access: Access,
 ) -> (Result<Option<Made>, ApiError>, Measurements) {
-    let checked = check_access(app, key, access)
-        .and_then(|()| admit(key.size, &app.config.allowed, &app.config.limits));
+    let checked = check_access(app, key, access).and_then(|()| {
+        admit(key.segment(), &app.config.allowed, &app.config.formats, &app.config.limits)
+    });
     if let Err(e) = checked {
         return (Err(e), Measurements::default());
     }
@@ -340,10 +351,10 @@ async fn produce(
         };
         measured.bytes_in = Some(source.len() as u64);
         measured.source_etag = Some(etag.clone().unwrap_or_default());
-        let size = key.size;
+        let (size, format) = (key.size, key.format);
         let work = tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            pipeline::resize(&source, size, &limits)
+            pipeline::resize_to(&source, size, format, &limits)
         });
         let budget = app.config.resize_budget;
         let derivative = tokio::time::timeout(budget, work)

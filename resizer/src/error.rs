@@ -5,7 +5,7 @@ use http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 
 use crate::key::{KeyError, Size};
-use crate::pipeline::PipelineError;
+use crate::pipeline::{Format, PipelineError};
 use crate::store::StoreError;
 
 /// Everything the handler can answer other than a derivative or a redirect.
@@ -34,6 +34,12 @@ pub enum ApiError {
     /// The size is valid but not in ALLOWED_RESOLUTIONS.
     #[error("{0} is not in ALLOWED_RESOLUTIONS")]
     ResolutionNotAllowed(Size),
+    /// The size segment names a format not in ALLOWED_FORMATS.
+    #[error("{} is not in ALLOWED_FORMATS", .0.name())]
+    FormatNotAllowed(Format),
+    /// The original has translucent pixels and the format asked for cannot hold them.
+    #[error("{0}")]
+    LosesTransparency(String),
     /// A `WxH` box with more pixels than MAX_SOURCE_PIXELS: too big to produce.
     #[error("{size} is {pixels} pixels; the limit (MAX_SOURCE_PIXELS) is {limit}")]
     OutputTooLarge {
@@ -86,6 +92,8 @@ impl ApiError {
             ApiError::InvalidKey(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsignedPrivatePath => StatusCode::FORBIDDEN,
             ApiError::ResolutionNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::FormatNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::LosesTransparency(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::OutputTooLarge { .. } => StatusCode::BAD_REQUEST,
             ApiError::OriginalNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::SourceTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -109,6 +117,8 @@ impl ApiError {
             ApiError::InvalidKey(_) => "invalid-key",
             ApiError::UnsignedPrivatePath => "unsigned-private-path",
             ApiError::ResolutionNotAllowed(_) => "resolution-not-allowed",
+            ApiError::FormatNotAllowed(_) => "format-not-allowed",
+            ApiError::LosesTransparency(_) => "format-loses-transparency",
             ApiError::OutputTooLarge { .. } => "output-too-large",
             ApiError::OriginalNotFound(_) => "original-not-found",
             ApiError::SourceTooLarge(_) => "source-too-large",
@@ -133,7 +143,8 @@ impl ApiError {
             ApiError::OriginalNotFound(_)
             | ApiError::SourceTooLarge(_)
             | ApiError::UnsupportedImage(_)
-            | ApiError::SourceTooComplex(_) => true,
+            | ApiError::SourceTooComplex(_)
+            | ApiError::LosesTransparency(_) => true,
             ApiError::OriginNotVerified
             | ApiError::NoRoute(_)
             | ApiError::MethodNotAllowed(_)
@@ -141,6 +152,7 @@ impl ApiError {
             | ApiError::InvalidKey(_)
             | ApiError::UnsignedPrivatePath
             | ApiError::ResolutionNotAllowed(_)
+            | ApiError::FormatNotAllowed(_)
             | ApiError::OutputTooLarge { .. }
             | ApiError::ResizeTooSlow(_)
             | ApiError::StorageTimeout(_)
@@ -176,6 +188,7 @@ impl From<PipelineError> for ApiError {
                 ApiError::UnsupportedImage(m)
             }
             PipelineError::TooComplex(m) => ApiError::SourceTooComplex(m),
+            PipelineError::LosesTransparency(m) => ApiError::LosesTransparency(m),
             PipelineError::Encode(m) => ApiError::Internal(m),
         }
     }

@@ -13,8 +13,9 @@
 //!   `uploads/` that is not an image within the limits is deleted (its sizes with it); then
 //!   the PREGENERATE sizes are made with the resizer's own create-only write.
 //!
-//! The sizes of an original are computed, never listed: ALLOWED_RESOLUTIONS is a finite list,
-//! so `{size}/{original}` for each size is every derivative it can have. Events for
+//! The sizes of an original are computed, never listed: ALLOWED_RESOLUTIONS is a finite list
+//! and ALLOWED_FORMATS at most five formats, so `{size}/{original}` and `{size}.{fmt}/{original}`
+//! for each size and format is every derivative it can have. Events for
 //! derivative keys (the resizer's and this function's own writes) are ignored, so nothing
 //! loops.
 
@@ -28,9 +29,9 @@ use futures::future::BoxFuture;
 use crate::config::{AllowedResolutions, ConfigError};
 use crate::derivatives::{self, Access, App};
 use crate::error::ApiError;
-use crate::key::{parse_derivative_key, parse_size, DerivativeKey, Size};
+use crate::key::{parse_derivative_key, parse_size_segment, DerivativeKey, SizeSegment};
 use crate::metrics::{Record, Unit};
-use crate::pipeline::{detect_format, Limits};
+use crate::pipeline::{detect_format, Format, Limits};
 use crate::store::StoreError;
 
 /// The prefix of uploads made through the signer: validated before they become resizable.
@@ -93,17 +94,19 @@ impl Invalidator for CloudFrontInvalidator {
 /// What the events function reads from its environment besides the resizer's settings.
 #[derive(Debug, Clone, Default)]
 pub struct EventsConfig {
-    /// PREGENERATE: sizes made as soon as an original is created (each one allowed).
-    pub pregenerate: Vec<Size>,
+    /// PREGENERATE: sizes made as soon as an original is created (each one allowed; a size
+    /// may name its format, `640x.webp`).
+    pub pregenerate: Vec<SizeSegment>,
     /// DISTRIBUTION_ID: the distribution whose paths are invalidated; unset, none are.
     pub distribution_id: Option<String>,
 }
 
 impl EventsConfig {
-    /// Parses PREGENERATE (checked against `allowed`) and DISTRIBUTION_ID.
+    /// Parses PREGENERATE (checked against `allowed` sizes and `formats`) and DISTRIBUTION_ID.
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
         allowed: &AllowedResolutions,
+        formats: &[Format],
         max_dimension: u32,
     ) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
@@ -115,12 +118,16 @@ impl EventsConfig {
                 value: raw.clone(),
                 reason,
             };
-            let size = parse_size(token, max_dimension).map_err(|e| invalid(e.to_string()))?;
-            if !allowed.allows(size) {
-                return Err(invalid(format!("{size} is not in ALLOWED_RESOLUTIONS")));
+            let segment =
+                parse_size_segment(token, max_dimension).map_err(|e| invalid(e.to_string()))?;
+            if !allowed.allows(segment.size) {
+                return Err(invalid(format!("{} is not in ALLOWED_RESOLUTIONS", segment.size)));
             }
-            if !pregenerate.contains(&size) {
-                pregenerate.push(size);
+            if let Some(format) = segment.format.filter(|f| !formats.contains(f)) {
+                return Err(invalid(format!("{} is not in ALLOWED_FORMATS", format.name())));
+            }
+            if !pregenerate.contains(&segment) {
+                pregenerate.push(segment);
             }
         }
         Ok(Self { pregenerate, distribution_id: get("DISTRIBUTION_ID") })
@@ -307,14 +314,13 @@ impl Events {
             }
         }
         let current_etag = current.as_ref().and_then(|h| h.etag.clone());
-        let sizes = self.sizes();
+        let sizes = self.derivative_keys(original);
         let mut stale = Vec::new();
-        for size in &sizes {
-            let key = format!("{size}/{original}");
-            let Some(derivative) = store.head(&key).await? else { continue };
+        for key in &sizes {
+            let Some(derivative) = store.head(key).await? else { continue };
             let fresh = current_etag.is_some() && derivative.source_etag == current_etag;
             if !fresh {
-                stale.push(key);
+                stale.push(key.clone());
             }
         }
         // Deleted first, then invalidated: once the invalidation takes effect, CloudFront can
@@ -323,11 +329,11 @@ impl Events {
             store.delete(key).await?;
         }
         let to_invalidate: Vec<String> = if redelivered && current_etag.is_none() {
-            sizes.iter().map(|s| invalidation_path(&format!("{s}/{original}"))).collect()
+            sizes.iter().map(|k| invalidation_path(k)).collect()
         } else if redelivered {
             // The original exists: its fresh sizes are right, only stale ones were deleted.
             let mut all: BTreeSet<String> = stale.iter().map(|k| invalidation_path(k)).collect();
-            all.extend(sizes.iter().map(|s| invalidation_path(&format!("{s}/{original}"))));
+            all.extend(sizes.iter().map(|k| invalidation_path(k)));
             all.into_iter().collect()
         } else {
             stale.iter().map(|k| invalidation_path(k)).collect()
@@ -350,14 +356,27 @@ impl Events {
         Ok(done)
     }
 
-    /// Every size an original can have: the allowed list. With any size allowed there is no
-    /// list to compute from, and the template gives the function no delete outside listed
-    /// size prefixes (nothing else tells a size folder from an original's): no purge.
-    fn sizes(&self) -> Vec<Size> {
-        match &self.app.config().allowed {
+    /// Every derivative key an original can have: each allowed size, in the original's
+    /// format and in each allowed format (the edge's negotiated ones among them). With any
+    /// size allowed there is no list to compute from, and the template gives the function no
+    /// delete outside listed size prefixes (nothing else tells a size folder from an
+    /// original's): no purge.
+    fn derivative_keys(&self, original: &str) -> Vec<String> {
+        let config = self.app.config();
+        let sizes = match &config.allowed {
             AllowedResolutions::Only(sizes) => sizes.clone(),
             AllowedResolutions::Any => Vec::new(),
-        }
+        };
+        let formats: Vec<Option<Format>> =
+            std::iter::once(None).chain(config.formats.iter().copied().map(Some)).collect();
+        sizes
+            .iter()
+            .flat_map(|&size| {
+                formats.iter().map(move |&format| {
+                    DerivativeKey { size, format, original: original.to_owned() }.to_string()
+                })
+            })
+            .collect()
     }
 
     /// `Ok(Err(reason))` when the upload is not a JPEG, PNG, WebP or GIF within
@@ -385,12 +404,21 @@ impl Events {
 
     async fn pregenerate(&self, original: &str) -> Result<Vec<String>, ReconcileError> {
         let mut made = Vec::new();
-        for size in &self.config.pregenerate {
-            let key = DerivativeKey { size: *size, original: original.to_owned() };
+        for segment in &self.config.pregenerate {
+            let key = DerivativeKey {
+                size: segment.size,
+                format: segment.format,
+                original: original.to_owned(),
+            };
             // Made for the owner of the bucket, not for a viewer: private originals too.
             match derivatives::ensure(&self.app, &key, Access::Signed).await {
                 Ok(Some(_)) => made.push(key.to_string()),
                 Ok(None) => {}
+                // This format cannot hold the original (transparency asked as JPEG); the
+                // other sizes and formats still can.
+                Err(e @ ApiError::LosesTransparency(_)) => {
+                    tracing::info!(key = %key, reason = %e, "size not made");
+                }
                 // The original is not something the resizer can make sizes of (a page, a
                 // document): nothing to pregenerate, and no retry will change that.
                 Err(
@@ -484,6 +512,7 @@ fn invalidation_reference(original: &str, sequencer: &str, paths: &[String]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key::Size;
 
     #[test]
     fn event_keys_are_form_decoded() {
@@ -533,15 +562,34 @@ mod tests {
     }
 
     #[test]
-    fn pregenerate_sizes_must_be_allowed() {
+    fn pregenerate_sizes_and_formats_must_be_allowed() {
         let allowed = AllowedResolutions::parse("200x200,640x", 4096).unwrap();
         let env = |v: &'static str| move |k: &str| (k == "PREGENERATE").then(|| v.to_owned());
-        let config = EventsConfig::from_lookup(env("640x, 200x200,640x"), &allowed, 4096).unwrap();
-        assert_eq!(config.pregenerate, [Size::Width(640), Size::Box { width: 200, height: 200 }]);
-        let err = EventsConfig::from_lookup(env("300x300"), &allowed, 4096).unwrap_err();
+        let config =
+            EventsConfig::from_lookup(env("640x, 200x200,640x"), &allowed, &Format::ALL, 4096)
+                .unwrap();
+        let plain = |size| SizeSegment { size, format: None };
+        assert_eq!(
+            config.pregenerate,
+            [plain(Size::Width(640)), plain(Size::Box { width: 200, height: 200 })]
+        );
+        let webp =
+            EventsConfig::from_lookup(env("640x.webp,640x"), &allowed, &Format::ALL, 4096).unwrap();
+        assert_eq!(
+            webp.pregenerate[0],
+            SizeSegment { size: Size::Width(640), format: Some(Format::WebP) }
+        );
+        let err = EventsConfig::from_lookup(env("640x.avif"), &allowed, &[Format::WebP], 4096)
+            .unwrap_err();
+        assert!(err.to_string().contains("not in ALLOWED_FORMATS"), "{err}");
+        let err =
+            EventsConfig::from_lookup(env("300x300"), &allowed, &Format::ALL, 4096).unwrap_err();
         assert!(err.to_string().contains("PREGENERATE"), "{err}");
-        assert!(EventsConfig::from_lookup(env("3OOx"), &allowed, 4096).is_err());
-        assert!(EventsConfig::from_lookup(env(""), &allowed, 4096).unwrap().pregenerate.is_empty());
+        assert!(EventsConfig::from_lookup(env("3OOx"), &allowed, &Format::ALL, 4096).is_err());
+        assert!(EventsConfig::from_lookup(env(""), &allowed, &Format::ALL, 4096)
+            .unwrap()
+            .pregenerate
+            .is_empty());
     }
 
     #[test]
@@ -553,7 +601,8 @@ mod tests {
 
     #[test]
     fn an_upload_is_an_image_within_the_limits_or_refused() {
-        let limits = Limits { max_source_bytes: 1 << 20, max_source_pixels: 100 };
+        let limits =
+            Limits { max_source_bytes: 1 << 20, max_source_pixels: 100, ..Limits::default() };
         let mut png = Vec::new();
         image::RgbImage::new(10, 10)
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)

@@ -1,4 +1,7 @@
-//! The derivative key grammar: `{W}x{H}/{original}`, `{W}x/{original}`, `x{H}/{original}`.
+//! The derivative key grammar: `{W}x{H}/{original}`, `{W}x/{original}`, `x{H}/{original}`,
+//! each size optionally naming the output format: `{size}.{fmt}/{original}` with `fmt` one
+//! of `avif`, `webp`, `jpeg`, `png`, `gif` (`640x.avif/photos/cat.jpg`). Without a format the
+//! derivative has the original's.
 //!
 //! Everything here is pure string handling: no I/O, no clock, no configuration beyond the
 //! numbers passed in.
@@ -8,6 +11,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::pipeline::Format;
+
 /// S3's own limit on an object key, in bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;
 
@@ -16,6 +21,13 @@ pub const MAX_KEY_BYTES: usize = 1024;
 static SIZE_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\A(?:([1-9][0-9]*)x([1-9][0-9]*)|([1-9][0-9]*)x|x([1-9][0-9]*))\z")
         .expect("size token pattern compiles")
+});
+
+/// The shape of a size segment whatever its numbers and suffix: what an original may not
+/// start with (a chain), and what the edge strips before looking at a private key.
+static SIZE_SHAPE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\A(?:[0-9]+x[0-9]*|x[0-9]+)(?:\.[A-Za-z0-9]+)?\z")
+        .expect("size shape pattern compiles")
 });
 
 /// A requested size: an exact box, a width only or a height only.
@@ -60,6 +72,11 @@ pub enum SizeError {
         /// MAX_DIMENSION in force.
         max: u32,
     },
+    /// The size names a format that is not one of `avif`, `webp`, `jpeg`, `png`, `gif`.
+    #[error(
+        "{0:?} names an unknown format (expected avif, webp, jpeg, png or gif after the size)"
+    )]
+    UnknownFormat(String),
 }
 
 /// Parses one size token (`300x300`, `640x`, `x200`) and checks each number is in
@@ -88,23 +105,64 @@ pub fn parse_size(token: &str, max_dimension: u32) -> Result<Size, SizeError> {
     })
 }
 
-/// True when the segment has the shape of a size token, whatever its numbers.
+/// True when the segment has the shape of a size segment, whatever its numbers and format.
 fn looks_like_size(segment: &str) -> bool {
-    SIZE_TOKEN.is_match(segment)
+    SIZE_SHAPE.is_match(segment)
 }
 
-/// A parsed derivative key: the size and the original's key.
+/// A key's first segment: the size and, when named, the output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SizeSegment {
+    /// The requested size.
+    pub size: Size,
+    /// The output format named after the size; `None`: the original's.
+    pub format: Option<Format>,
+}
+
+impl fmt::Display for SizeSegment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.format {
+            Some(format) => write!(f, "{}.{}", self.size, format.name()),
+            None => write!(f, "{}", self.size),
+        }
+    }
+}
+
+/// Parses a size segment (`300x300`, `640x.avif`): a size token, then optionally `.` and one
+/// of the format names, spelt exactly (`jpg`, `AVIF` or a second suffix are refused).
+pub fn parse_size_segment(segment: &str, max_dimension: u32) -> Result<SizeSegment, SizeError> {
+    let (token, format) = match segment.split_once('.') {
+        None => (segment, None),
+        Some((token, name)) => {
+            let format = Format::from_name(name)
+                .ok_or_else(|| SizeError::UnknownFormat(segment.to_owned()))?;
+            (token, Some(format))
+        }
+    };
+    Ok(SizeSegment { size: parse_size(token, max_dimension)?, format })
+}
+
+/// A parsed derivative key: the size, the output format if named, and the original's key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DerivativeKey {
     /// The requested size.
     pub size: Size,
+    /// The output format named in the key; `None`: the original's.
+    pub format: Option<Format>,
     /// The original object's key (never itself a derivative key).
     pub original: String,
 }
 
+impl DerivativeKey {
+    /// The key's first segment.
+    pub fn segment(&self) -> SizeSegment {
+        SizeSegment { size: self.size, format: self.format }
+    }
+}
+
 impl fmt::Display for DerivativeKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.size, self.original)
+        write!(f, "{}/{}", self.segment(), self.original)
     }
 }
 
@@ -160,12 +218,18 @@ pub fn parse_derivative_key(key: &str, max_dimension: u32) -> Result<DerivativeK
         }
     }
     let (size_token, original) = key.split_once('/').ok_or(KeyError::MissingOriginal)?;
-    let size = parse_size(size_token, max_dimension)?;
-    let first_of_original = original.split('/').next().unwrap_or_default();
-    if looks_like_size(first_of_original) {
+    let SizeSegment { size, format } = parse_size_segment(size_token, max_dimension)?;
+    // A chain: the original itself starts with a size segment (`300x300/640x.webp/a.jpg`),
+    // or is nothing but a bare size. A file named like a size with a format
+    // (`640x/300x300.png`) is an original like any other.
+    let chained = match original.split_once('/') {
+        Some((first, _)) => looks_like_size(first),
+        None => SIZE_TOKEN.is_match(original),
+    };
+    if chained {
         return Err(KeyError::Chained(original.to_owned()));
     }
-    Ok(DerivativeKey { size, original: original.to_owned() })
+    Ok(DerivativeKey { size, format, original: original.to_owned() })
 }
 
 pub use keyspace::encode_key_path;
@@ -216,7 +280,7 @@ mod tests {
         let got = parse_derivative_key(key, 4096);
         match (got, expected) {
             (Ok(dk), Ok((size, original))) => {
-                assert_eq!(dk.size.to_string(), size, "{key:?}");
+                assert_eq!(dk.segment().to_string(), size, "{key:?}");
                 assert_eq!(dk.original, original, "{key:?}");
                 assert_eq!(dk.to_string(), key);
             }
@@ -263,6 +327,58 @@ mod tests {
         key_case(&long, Err(KeyError::TooLong(long.len())));
         let fits = format!("300x300/{}", "a".repeat(MAX_KEY_BYTES - 8));
         assert!(parse_derivative_key(&fits, 4096).is_ok());
+    }
+
+    #[test]
+    fn formats_in_the_size_segment() {
+        key_case("640x.avif/photos/cat.jpg", Ok(("640x.avif", "photos/cat.jpg")));
+        key_case("300x300.webp/a.png", Ok(("300x300.webp", "a.png")));
+        key_case("x200.jpeg/a.png", Ok(("x200.jpeg", "a.png")));
+        key_case("x200.png/a.gif", Ok(("x200.png", "a.gif")));
+        key_case("x200.gif/a.webp", Ok(("x200.gif", "a.webp")));
+        let dk = parse_derivative_key("640x.avif/photos/cat.jpg", 4096).unwrap();
+        assert_eq!((dk.size, dk.format), (Size::Width(640), Some(Format::Avif)));
+        assert_eq!(parse_derivative_key("640x/cat.jpg", 4096).unwrap().format, None);
+        // An original named like a size with a format is an original.
+        key_case("640x/300x300.png", Ok(("640x", "300x300.png")));
+        key_case("640x.webp/300x300.webp", Ok(("640x.webp", "300x300.webp")));
+        for name in Format::ALL.map(Format::name) {
+            let key = format!("10x10.{name}/a.jpg");
+            assert_eq!(parse_derivative_key(&key, 4096).unwrap().to_string(), key);
+        }
+    }
+
+    #[test]
+    fn unknown_or_uncanonical_formats_and_chains_are_refused() {
+        for segment in [
+            "640x.jpg",
+            "640x.AVIF",
+            "640x.avif.webp",
+            "640x.",
+            "640x.avif ",
+            "640x.tiff",
+            "640x.av1f",
+            ".avif",
+            "640x..avif",
+        ] {
+            let key = format!("{segment}/a.jpg");
+            assert!(
+                matches!(
+                    parse_derivative_key(&key, 4096),
+                    Err(KeyError::Size(SizeError::UnknownFormat(_) | SizeError::Malformed(_)))
+                ),
+                "{key:?}"
+            );
+        }
+        // A known format on a bad size is a bad size.
+        assert!(matches!(
+            parse_derivative_key("5000x10.avif/a.jpg", 4096),
+            Err(KeyError::Size(SizeError::OutOfRange { .. }))
+        ));
+        key_case("300x300/640x.webp/a.jpg", Err(KeyError::Chained("640x.webp/a.jpg".into())));
+        key_case("300x300.avif/x20/a.jpg", Err(KeyError::Chained("x20/a.jpg".into())));
+        key_case("300x300/640x.evil/a.jpg", Err(KeyError::Chained("640x.evil/a.jpg".into())));
+        key_case("300x300.avif/300x300", Err(KeyError::Chained("300x300".into())));
     }
 
     #[test]

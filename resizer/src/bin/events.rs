@@ -22,6 +22,7 @@ async fn main() -> Result<(), Error> {
     let events_config = EventsConfig::from_lookup(
         |name| std::env::var(name).ok(),
         &config.allowed,
+        &config.formats,
         config.max_dimension,
     )
     .map_err(|e| format!("configuration: {e}"))?;

@@ -1,14 +1,14 @@
 //! `resize`: the Lambda's pipeline on local files, with the same limits and error codes.
 //!
 //! - `resize SRC SIZE -o DST` writes one derivative (SIZE as in a derivative key: `300x300`,
-//!   `640x`, `x480`).
+//!   `640x`, `x480`, or with a format, `640x.avif`).
 //! - `resize batch DIR --sizes 300x300,640x --out OUT` pre-generates sizes for every file
 //!   under DIR as `OUT/{size}/{relative path}`, the bucket's own layout (sync it with
 //!   `aws s3 sync OUT s3://bucket/`). Existing outputs are kept, as the Lambda never
 //!   overwrites a derivative.
 //!
-//! MAX_DIMENSION, ALLOWED_RESOLUTIONS, MAX_SOURCE_BYTES and MAX_SOURCE_PIXELS are read from
-//! the environment as the Lambda reads them. Failures print `resize: {code}: {message}` and
+//! MAX_DIMENSION, ALLOWED_RESOLUTIONS, ALLOWED_FORMATS and the MAX_SOURCE_* limits are read
+//! from the environment as the Lambda reads them. Failures print `resize: {code}: {message}` and
 //! exit with status 1.
 
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use resizer::config::ImageSettings;
 use resizer::handler::{admit, ApiError};
-use resizer::key::{parse_size, Size};
+use resizer::key::{parse_size_segment, SizeSegment};
 use resizer::pipeline;
 
 #[derive(Parser)]
@@ -30,7 +30,7 @@ struct Cli {
     command: Option<Command>,
     /// The original.
     src: Option<PathBuf>,
-    /// The size, as in a derivative key: 300x300, 640x, x480.
+    /// The size, as in a derivative key: 300x300, 640x, x480, 640x.avif.
     size: Option<String>,
     /// Where to write the derivative.
     #[arg(short, long)]
@@ -67,18 +67,18 @@ impl From<ApiError> for Failure {
     }
 }
 
-fn parse_checked_size(token: &str, settings: &ImageSettings) -> Result<Size, Failure> {
-    let size =
-        parse_size(token, settings.max_dimension).map_err(|e| ApiError::InvalidKey(e.into()))?;
-    admit(size, &settings.allowed, &settings.limits)?;
-    Ok(size)
+fn parse_checked_size(token: &str, settings: &ImageSettings) -> Result<SizeSegment, Failure> {
+    let segment = parse_size_segment(token, settings.max_dimension)
+        .map_err(|e| ApiError::InvalidKey(e.into()))?;
+    admit(segment, &settings.allowed, &settings.formats, &settings.limits)?;
+    Ok(segment)
 }
 
 /// Resizes `src` to `size` and writes `dst` (through a temporary file, so a failure never
 /// leaves a partial image behind).
 fn resize_file(
     src: &Path,
-    size: Size,
+    size: SizeSegment,
     dst: &Path,
     settings: &ImageSettings,
 ) -> Result<(u32, u32), Failure> {
@@ -99,7 +99,8 @@ fn resize_file(
         code: "original-not-found",
         message: format!("{}: {e}", src.display()),
     })?;
-    let derivative = pipeline::resize(&bytes, size, &settings.limits).map_err(ApiError::from)?;
+    let derivative = pipeline::resize_to(&bytes, size.size, size.format, &settings.limits)
+        .map_err(ApiError::from)?;
     let write_failed = |e: std::io::Error| Failure {
         code: "output-write-failed",
         message: format!("{}: {e}", dst.display()),
@@ -165,7 +166,7 @@ fn batch(
         });
     }
     files.sort();
-    let work: Vec<(PathBuf, Size, PathBuf)> = files
+    let work: Vec<(PathBuf, SizeSegment, PathBuf)> = files
         .iter()
         .flat_map(|file| {
             let relative = file.strip_prefix(dir).unwrap_or(file).to_owned();

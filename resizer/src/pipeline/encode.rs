@@ -39,9 +39,12 @@ pub(super) fn well_formed(icc: &[u8]) -> bool {
     })
 }
 
+/// Encodes `r` as `format`; `source` is the original's format (a PNG original may be written
+/// as lossless WebP).
 pub(super) fn encode(
     r: &Raster,
     format: Format,
+    source: Format,
     icc_profile: Option<Vec<u8>>,
 ) -> Result<Vec<u8>, PipelineError> {
     let icc_profile = icc_profile.filter(|icc| profile_fits(icc, r.layout));
@@ -87,25 +90,8 @@ pub(super) fn encode(
             };
             encoder.write_image(&r.pixels, r.width, r.height, color).map_err(|e| fail(&e))?;
         }
-        Format::WebP => {
-            let rgb;
-            let encoder = match r.layout {
-                Layout::Rgba => webp::Encoder::from_rgba(&r.pixels, r.width, r.height),
-                Layout::Rgb => webp::Encoder::from_rgb(&r.pixels, r.width, r.height),
-                Layout::Luma => {
-                    rgb = r.pixels.iter().flat_map(|&l| [l, l, l]).collect::<Vec<u8>>();
-                    webp::Encoder::from_rgb(&rgb, r.width, r.height)
-                }
-            };
-            let encoded = encoder
-                .encode_simple(false, f32::from(LOSSY_QUALITY))
-                .map_err(|e| fail(&format!("{e:?}")))?;
-            out.extend_from_slice(&encoded);
-            if let Some(icc) = icc_profile {
-                out = crate::webp_icc::embed_icc_profile(&out, &icc, r.width, r.height)
-                    .unwrap_or(out);
-            }
-        }
+        Format::WebP => out = super::webp::encode_webp(r, icc_profile.as_deref(), source)?,
+        Format::Avif => out = super::avif::encode_avif(r, icc_profile.as_deref())?,
         Format::Gif => {
             let rgba = match r.layout {
                 Layout::Rgba => r.pixels.clone(),

@@ -1,8 +1,6 @@
 //! Hostile originals: each is refused with the error its status comes from, or handled, in
 //! bounded time and memory, and never turned into a wrong derivative.
 
-use std::io::Cursor;
-
 use image::GenericImageView;
 
 use super::tests::{boxed, crc32, decode, icc_of_jpeg, jpeg_with_icc, profile_for, LIMITS, PHOTO};
@@ -215,7 +213,7 @@ fn a_png_whose_header_lies_about_its_size_is_refused() {
 }
 
 #[test]
-fn a_gif_with_thousands_of_frames_is_read_to_its_first_frame_only() {
+fn a_gif_with_thousands_of_frames_is_refused_as_gif_and_read_to_its_first_frame_as_png() {
     let mut gif = Vec::new();
     {
         let mut enc = image::codecs::gif::GifEncoder::new(&mut gif);
@@ -225,21 +223,30 @@ fn a_gif_with_thousands_of_frames_is_read_to_its_first_frame_only() {
             enc.encode_frame(image::Frame::new(frame)).unwrap();
         }
     }
-    let d = resize(&gif, boxed(2, 2), &LIMITS).unwrap();
-    let frames = image::AnimationDecoder::into_frames(
-        image::codecs::gif::GifDecoder::new(Cursor::new(&d.bytes)).unwrap(),
-    )
-    .collect_frames()
-    .unwrap();
-    assert_eq!(frames.len(), 1);
-    assert_eq!(frames[0].buffer().get_pixel(0, 0).0[0], 0, "the first frame's colour");
+    // Kept animated it would be 3,000 frames: over MAX_SOURCE_FRAMES, refused from the
+    // headers (413).
+    for output in [None, Some(Format::Gif), Some(Format::WebP)] {
+        let r = resize_to(&gif, boxed(2, 2), output, &LIMITS);
+        assert!(
+            matches!(&r, Err(PipelineError::SourceTooLarge(m)) if m.contains("MAX_SOURCE_FRAMES")),
+            "{output:?}: {r:?}"
+        );
+    }
+    // Asked as a still format, only its first frame is read.
+    let d = resize_to(&gif, boxed(2, 2), Some(Format::Png), &LIMITS).unwrap();
+    assert_eq!(d.format, Format::Png);
+    assert_eq!(
+        decode(&d.bytes).to_rgba8().get_pixel(0, 0).0,
+        [0, 0, 0, 255],
+        "the first frame's colour"
+    );
 }
 
 #[test]
 fn a_webp_declaring_huge_dimensions_is_refused_from_its_header() {
     // A real 1 x 1 lossless WebP whose bitstream header is made to claim n x n.
     let claiming = |n: u32| {
-        let mut webp = webp::Encoder::from_rgb(&[10, 20, 30], 1, 1).encode_lossless().to_vec();
+        let mut webp = ::webp::Encoder::from_rgb(&[10, 20, 30], 1, 1).encode_lossless().to_vec();
         assert_eq!(&webp[12..16], b"VP8L", "a simple lossless file");
         let header = u32::from_le_bytes([webp[21], webp[22], webp[23], webp[24]]);
         let claimed = (header & !0x0FFF_FFFF) | (n - 1) | ((n - 1) << 14);
@@ -335,7 +342,7 @@ fn write_hostile_corpus() {
     lying_png[16..24].copy_from_slice(&[0, 0, 0x0B, 0xB8, 0, 0, 0x0B, 0xB8]);
     let crc = crc32(&lying_png[12..29]);
     lying_png[29..33].copy_from_slice(&crc.to_be_bytes());
-    let mut huge_webp = webp::Encoder::from_rgb(&[10, 20, 30], 1, 1).encode_lossless().to_vec();
+    let mut huge_webp = ::webp::Encoder::from_rgb(&[10, 20, 30], 1, 1).encode_lossless().to_vec();
     let header = u32::from_le_bytes([huge_webp[21], huge_webp[22], huge_webp[23], huge_webp[24]]);
     let claimed = (header & !0x0FFF_FFFF) | (10_000 - 1) | ((10_000 - 1) << 14);
     huge_webp[21..25].copy_from_slice(&claimed.to_le_bytes());

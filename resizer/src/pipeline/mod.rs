@@ -14,13 +14,20 @@ use image::{DynamicImage, ImageFormat};
 use crate::geometry::output_size;
 use crate::key::Size;
 
+mod animation;
+mod avif;
+#[cfg(test)]
+mod conversions;
 mod decode;
 mod encode;
+#[cfg(test)]
+mod format_tests;
 #[cfg(test)]
 mod hostile;
 pub mod jpeg_markers;
 #[cfg(test)]
 mod tests;
+mod webp;
 
 use decode::{decode_generic, decode_jpeg};
 use encode::encode;
@@ -35,30 +42,68 @@ pub struct Limits {
     pub max_source_bytes: u64,
     /// Largest original accepted, in pixels (width x height from the header).
     pub max_source_pixels: u64,
+    /// Most frames an animated original may have (MAX_SOURCE_FRAMES), counted from its
+    /// headers before any frame is decoded.
+    pub max_source_frames: u32,
+    /// Most pixels an animated original may have over all its frames, frames x width x
+    /// height of its canvas (MAX_SOURCE_ANIMATION_PIXELS), from its headers.
+    pub max_animation_pixels: u64,
 }
 
-/// The formats read and written. The output always has the source's format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl Limits {
+    /// The defaults of MAX_SOURCE_BYTES, MAX_SOURCE_PIXELS, MAX_SOURCE_FRAMES and
+    /// MAX_SOURCE_ANIMATION_PIXELS.
+    pub const DEFAULT: Limits = Limits {
+        max_source_bytes: crate::config::DEFAULT_MAX_SOURCE_BYTES,
+        max_source_pixels: crate::config::DEFAULT_MAX_SOURCE_PIXELS,
+        max_source_frames: crate::config::DEFAULT_MAX_SOURCE_FRAMES,
+        max_animation_pixels: crate::config::DEFAULT_MAX_SOURCE_ANIMATION_PIXELS,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The formats read and written. AVIF is written only: an AVIF original is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Format {
     /// JPEG (baseline or progressive).
     Jpeg,
     /// PNG, alpha kept.
     Png,
-    /// WebP; written lossy.
+    /// WebP: lossy, or lossless for a PNG original when that is smaller; animated when the
+    /// original is.
     WebP,
-    /// GIF; the first frame only.
+    /// GIF: animated when the original is.
     Gif,
+    /// AVIF (AV1 still image), alpha kept; written only.
+    Avif,
 }
 
 impl Format {
-    /// The format's short name, as logged (`jpeg`, `png`, `webp`, `gif`).
+    /// Every format, in the order the key grammar lists them.
+    pub const ALL: [Format; 5] =
+        [Format::Avif, Format::WebP, Format::Jpeg, Format::Png, Format::Gif];
+
+    /// The format's short name, as logged and as spelt in a key's size segment (`avif`,
+    /// `webp`, `jpeg`, `png`, `gif`).
     pub fn name(self) -> &'static str {
         match self {
             Format::Jpeg => "jpeg",
             Format::Png => "png",
             Format::WebP => "webp",
             Format::Gif => "gif",
+            Format::Avif => "avif",
         }
+    }
+
+    /// The format named `name` exactly as [`Format::name`] spells it (`jpg` is not a name:
+    /// one spelling per format keeps one cache key per derivative).
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.name() == name)
     }
 
     /// The Content-Type stored with the derivative.
@@ -68,7 +113,18 @@ impl Format {
             Format::Png => "image/png",
             Format::WebP => "image/webp",
             Format::Gif => "image/gif",
+            Format::Avif => "image/avif",
         }
+    }
+
+    /// Whether the format can hold transparency (GIF: one transparent colour).
+    pub fn has_alpha(self) -> bool {
+        !matches!(self, Format::Jpeg)
+    }
+
+    /// Whether the format is written animated when the original is.
+    pub fn keeps_animation(self) -> bool {
+        matches!(self, Format::Gif | Format::WebP)
     }
 
     fn image_format(self) -> ImageFormat {
@@ -77,6 +133,7 @@ impl Format {
             Format::Png => ImageFormat::Png,
             Format::WebP => ImageFormat::WebP,
             Format::Gif => ImageFormat::Gif,
+            Format::Avif => ImageFormat::Avif,
         }
     }
 }
@@ -86,9 +143,9 @@ impl Format {
 pub struct Derivative {
     /// The encoded image.
     pub bytes: Vec<u8>,
-    /// Its format (the original's).
+    /// Its format.
     pub format: Format,
-    /// The original's format, as detected from its bytes (today always `format`).
+    /// The original's format, as detected from its bytes.
     pub source_format: Format,
     /// Width in pixels.
     pub width: u32,
@@ -125,6 +182,9 @@ pub enum PipelineError {
     /// scans than [`jpeg_markers::MAX_SCANS`]).
     #[error("the original is too complex to decode: {0}")]
     TooComplex(String),
+    /// The original has translucent pixels and the format asked for has no alpha channel.
+    #[error("{0}")]
+    LosesTransparency(String),
     /// Encoding the derivative failed (our fault, not the caller's).
     #[error("encoding the derivative failed: {0}")]
     Encode(String),
@@ -176,9 +236,24 @@ struct Decoded {
     icc_profile: Option<Vec<u8>>,
 }
 
-/// Runs the whole pipeline on an original's bytes. A refusal carries no timings: a stage
-/// that failed is not timed.
+/// Runs the whole pipeline on an original's bytes, writing the original's format. A refusal
+/// carries no timings: a stage that failed is not timed.
 pub fn resize(source: &[u8], size: Size, limits: &Limits) -> Result<Derivative, PipelineError> {
+    resize_to(source, size, None, limits)
+}
+
+/// Runs the whole pipeline, writing `output` (`None`: the original's format).
+///
+/// What a conversion keeps: an animated GIF or WebP stays animated as GIF or WebP, and
+/// becomes its first frame in any other format; transparency is never flattened: an original
+/// with any translucent pixel asked as JPEG is refused ([`PipelineError::LosesTransparency`]),
+/// an opaque alpha channel is dropped. The ICC profile goes with the pixels into every format.
+pub fn resize_to(
+    source: &[u8],
+    size: Size,
+    output: Option<Format>,
+    limits: &Limits,
+) -> Result<Derivative, PipelineError> {
     let started = Instant::now();
     if source.len() as u64 > limits.max_source_bytes {
         return Err(PipelineError::SourceTooLarge(format!(
@@ -188,6 +263,12 @@ pub fn resize(source: &[u8], size: Size, limits: &Limits) -> Result<Derivative, 
         )));
     }
     let format = detect_format(source)?;
+    let output = output.unwrap_or(format);
+    if output.keeps_animation() {
+        if let Some(animation) = animation::probe(source, format, limits)? {
+            return animation::resize_animation(source, format, animation, size, output, limits);
+        }
+    }
     let decoded = match format {
         Format::Jpeg => {
             jpeg_markers::check(source)?;
@@ -196,6 +277,7 @@ pub fn resize(source: &[u8], size: Size, limits: &Limits) -> Result<Derivative, 
         other => decode_generic(source, other, limits)?,
     };
     let Decoded { source_size, raster, orientation, icc_profile } = decoded;
+    let raster = if output.has_alpha() { raster } else { drop_opaque_alpha(raster, output)? };
     let decoded_at = Instant::now();
 
     // Work out the output in display orientation, then resize in the source's orientation
@@ -211,7 +293,7 @@ pub fn resize(source: &[u8], size: Size, limits: &Limits) -> Result<Derivative, 
     let resized = resize_raster(raster, target_w, target_h, crop_to_fill)?;
     let oriented = orient(resized, orientation);
     let resized_at = Instant::now();
-    let bytes = encode(&oriented, format, icc_profile)?;
+    let bytes = encode(&oriented, output, format, icc_profile)?;
     let timings = Timings {
         decode: decoded_at - started,
         resize: resized_at - decoded_at,
@@ -219,12 +301,28 @@ pub fn resize(source: &[u8], size: Size, limits: &Limits) -> Result<Derivative, 
     };
     Ok(Derivative {
         bytes,
-        format,
+        format: output,
         source_format: format,
         width: oriented.width,
         height: oriented.height,
         timings,
     })
+}
+
+/// For a format without alpha: the raster without its alpha channel when every pixel is
+/// opaque, else [`PipelineError::LosesTransparency`].
+fn drop_opaque_alpha(r: Raster, output: Format) -> Result<Raster, PipelineError> {
+    if r.layout != Layout::Rgba {
+        return Ok(r);
+    }
+    if r.pixels.chunks_exact(4).any(|p| p[3] != u8::MAX) {
+        return Err(PipelineError::LosesTransparency(format!(
+            "the original has transparent pixels, which {} cannot hold; ask for png, webp or avif",
+            output.name()
+        )));
+    }
+    let pixels = r.pixels.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+    Ok(Raster { layout: Layout::Rgb, pixels, ..r })
 }
 
 fn swaps_axes(o: Orientation) -> bool {

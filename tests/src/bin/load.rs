@@ -295,7 +295,8 @@ const HEADER: &str = "| mode | concurrency | phase | requests | p50 ms | p99 ms 
 fn originals() -> anyhow::Result<Vec<(String, Vec<u8>, Shape)>> {
     let photo = std::fs::read("samples/seeding.jpg")
         .context("samples/seeding.jpg (run from the repository)")?;
-    let limits = Limits { max_source_bytes: 50_000_000, max_source_pixels: 50_000_000 };
+    let limits =
+        Limits { max_source_bytes: 50_000_000, max_source_pixels: 50_000_000, ..Limits::default() };
     let smaller = |size| -> anyhow::Result<Vec<u8>> {
         Ok(resizer::pipeline::resize(&photo, parse_size(size, 4096)?, &limits)?.bytes)
     };

@@ -1,0 +1,705 @@
+//! Animated GIF and WebP originals: every frame resized, delays and loop count kept.
+//!
+//! [`probe`] walks the file's blocks (GIF) or chunks (WebP) to count frames and read the
+//! canvas and loop count, decoding no pixel, so the frame budgets refuse an original before
+//! any work is spent on it. [`resize_animation`] then decodes one frame at a time onto a
+//! full canvas (each frame composited as browsers show it: disposal, blending, offsets),
+//! resizes that canvas and hands it to the encoder, so at most one full-size frame exists at
+//! once. GIF output is written frame by frame; libwebp's animation encoder takes its frames
+//! all at once, so for WebP output the resized frames are held until the end (bounded by
+//! MAX_SOURCE_ANIMATION_PIXELS too).
+//!
+//! Loop counts are kept as the number of times the animation plays, the way browsers read
+//! them and libwebp's gif2webp converts them: a GIF without a NETSCAPE2.0 block plays once,
+//! one whose block says `n` plays `n + 1` times (0: forever); a WebP's ANIM loop count is the
+//! number of plays (0: forever). So a GIF's "none" stays none, its `n` stays `n`, and as WebP
+//! they become 1 and `n + 1`.
+//!
+//! Delays are kept in milliseconds; GIF counts in hundredths of a second, so a WebP frame of
+//! 25 ms becomes a GIF frame of 30 ms (rounded half up). ICC profiles are not carried into
+//! animated outputs (neither the GIF nor the WebP animation encoder takes one).
+
+use std::io::Cursor;
+use std::time::Instant;
+
+use fast_image_resize as fr;
+
+use super::{check_pixels, Derivative, Format, Limits, PipelineError, Timings, LOSSY_QUALITY};
+use crate::geometry::output_size;
+use crate::key::Size;
+
+/// NeuQuant's sampling step for GIF palettes (1 best .. 30 fastest), as the still GIF encoder
+/// uses. Palettes are most of an animated GIF's time (perf: 57% of the benchmark's 100 frames
+/// of 480x270 to 200x); quantizing and writing those 100 frames took 1646 ms at speed 1,
+/// 364 ms at 10, 277 ms at 20 and 257 ms at 30.
+const GIF_QUANTIZER_SPEED: i32 = 10;
+
+/// The longest frame duration an animated WebP can hold (24 bits of milliseconds).
+const WEBP_MAX_DURATION_MS: u32 = 0xFF_FFFF;
+
+/// An animated original's frames and canvas, read from its headers alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Animation {
+    /// Frames in the file.
+    pub frames: u32,
+    /// The canvas (logical screen) width.
+    pub width: u32,
+    /// The canvas height.
+    pub height: u32,
+    /// How many times it plays.
+    pub loops: Loops,
+}
+
+/// How many times an animation plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loops {
+    /// Over and over.
+    Forever,
+    /// This many times in all (at least 1).
+    Plays(u32),
+}
+
+/// Reads a GIF's or WebP's frame count and canvas from its headers, before decoding any
+/// frame, and refuses with [`PipelineError::SourceTooLarge`] one over MAX_SOURCE_FRAMES or
+/// MAX_SOURCE_ANIMATION_PIXELS. `None`: a still image (one frame, or another format).
+///
+/// The pixel budget counts each frame as the larger of the canvas and the frame's own
+/// rectangle, since a GIF frame may claim to be larger than its screen and is decoded whole.
+pub(super) fn probe(
+    source: &[u8],
+    format: Format,
+    limits: &Limits,
+) -> Result<Option<Animation>, PipelineError> {
+    let walk = match format {
+        Format::Gif => walk_gif(source, limits),
+        Format::WebP => walk_webp(source, limits),
+        Format::Jpeg | Format::Png | Format::Avif => return Ok(None),
+    };
+    let Some(walk) = walk else { return Ok(None) };
+    if walk.frames > limits.max_source_frames {
+        return Err(PipelineError::SourceTooLarge(format!(
+            "the animation has more than {max} frames; MAX_SOURCE_FRAMES is {max}",
+            max = limits.max_source_frames
+        )));
+    }
+    if walk.frames < 2 {
+        return Ok(None);
+    }
+    check_pixels(walk.width, walk.height, limits)?;
+    if walk.largest_frame > limits.max_source_pixels {
+        return Err(PipelineError::SourceTooLarge(format!(
+            "a frame of the animation is {} pixels; MAX_SOURCE_PIXELS is {}",
+            walk.largest_frame, limits.max_source_pixels
+        )));
+    }
+    if walk.pixels > limits.max_animation_pixels {
+        return Err(PipelineError::SourceTooLarge(format!(
+            "{} frames of {}x{} are {} pixels; MAX_SOURCE_ANIMATION_PIXELS is {}",
+            walk.frames, walk.width, walk.height, walk.pixels, limits.max_animation_pixels
+        )));
+    }
+    Ok(Some(Animation {
+        frames: walk.frames,
+        width: walk.width,
+        height: walk.height,
+        loops: walk.loops,
+    }))
+}
+
+/// What a walk over a file's blocks found. `frames` stops counting one past the limit.
+struct Walk {
+    frames: u32,
+    width: u32,
+    height: u32,
+    loops: Loops,
+    /// Pixels decoded over all frames counted: each the larger of canvas and frame.
+    pixels: u64,
+    /// The largest frame's rectangle, in pixels.
+    largest_frame: u64,
+}
+
+impl Walk {
+    fn count_frame(&mut self, frame_w: u32, frame_h: u32) {
+        self.frames += 1;
+        let canvas = u64::from(self.width) * u64::from(self.height);
+        let frame = u64::from(frame_w) * u64::from(frame_h);
+        self.pixels = self.pixels.saturating_add(canvas.max(frame));
+        self.largest_frame = self.largest_frame.max(frame);
+    }
+}
+
+/// The GIF's blocks: header, screen, colour table, then extensions and images until the
+/// trailer, each image's LZW data skipped by its sub-block lengths. Each step moves forward
+/// at least one byte, so the walk is linear in the file; it ends at the trailer, at the first
+/// byte that is no block, at the end of the data, or one frame past the limit.
+fn walk_gif(gif: &[u8], limits: &Limits) -> Option<Walk> {
+    let byte = |at: usize| gif.get(at).copied();
+    let le16 = |at: usize| Some(u32::from(u16::from_le_bytes([byte(at)?, byte(at + 1)?])));
+    if !gif.starts_with(b"GIF87a") && !gif.starts_with(b"GIF89a") {
+        return None;
+    }
+    let colour_table = |flags: u8| if flags & 0x80 != 0 { 3usize << ((flags & 7) + 1) } else { 0 };
+    let mut walk = Walk {
+        frames: 0,
+        width: le16(6)?,
+        height: le16(8)?,
+        loops: Loops::Plays(1),
+        pixels: 0,
+        largest_frame: 0,
+    };
+    let mut at = 13 + colour_table(byte(10)?);
+    // Skips the sub-blocks starting at `at`; returns where the terminator ends.
+    let skip_sub_blocks = |mut at: usize| -> Option<usize> {
+        loop {
+            let len = usize::from(byte(at)?);
+            at += 1 + len;
+            if len == 0 {
+                return Some(at);
+            }
+        }
+    };
+    while walk.frames <= limits.max_source_frames {
+        match byte(at) {
+            Some(0x21) => {
+                let label = byte(at + 1);
+                let body = at + 2;
+                if label == Some(0xFF)
+                    && byte(body) == Some(11)
+                    && matches!(gif.get(body + 1..body + 12), Some(b"NETSCAPE2.0" | b"ANIMEXTS1.0"))
+                    && byte(body + 12) == Some(3)
+                    && byte(body + 13) == Some(1)
+                {
+                    walk.loops = match le16(body + 14) {
+                        Some(0) => Loops::Forever,
+                        Some(n) => Loops::Plays(n + 1),
+                        None => walk.loops,
+                    };
+                }
+                match skip_sub_blocks(body) {
+                    Some(next) => at = next,
+                    None => break,
+                }
+            }
+            Some(0x2C) => {
+                let (Some(w), Some(h), Some(flags)) = (le16(at + 5), le16(at + 7), byte(at + 9))
+                else {
+                    break;
+                };
+                walk.count_frame(w, h);
+                // The LZW minimum code size byte, then the data's sub-blocks.
+                let data = at + 10 + colour_table(flags) + 1;
+                match skip_sub_blocks(data) {
+                    Some(next) => at = next,
+                    None => break,
+                }
+            }
+            _ => break,
+        }
+    }
+    Some(walk)
+}
+
+/// The WebP's RIFF chunks: a VP8X chunk first whose animation flag is set (else a still
+/// image, `None`), its canvas, ANIM's loop count, and one frame per ANMF chunk. Linear and
+/// bounded like [`walk_gif`].
+fn walk_webp(webp: &[u8], limits: &Limits) -> Option<Walk> {
+    let (width, height, mut chunks) = animated_webp(webp)?;
+    let mut walk =
+        Walk { frames: 0, width, height, loops: Loops::Forever, pixels: 0, largest_frame: 0 };
+    while walk.frames <= limits.max_source_frames {
+        let Some((fourcc, payload)) = chunks.next() else { break };
+        match &fourcc {
+            b"ANIM" => {
+                if let Some(&[lo, hi]) = payload.get(4..6) {
+                    walk.loops = match u16::from_le_bytes([lo, hi]) {
+                        0 => Loops::Forever,
+                        n => Loops::Plays(u32::from(n)),
+                    };
+                }
+            }
+            b"ANMF" => {
+                let (Some(w), Some(h)) = (le24(payload, 6), le24(payload, 9)) else { break };
+                walk.count_frame(w + 1, h + 1);
+            }
+            _ => {}
+        }
+    }
+    Some(walk)
+}
+
+/// An animated WebP's canvas, and its chunks after the VP8X chunk; `None` if it is not one.
+fn animated_webp(webp: &[u8]) -> Option<(u32, u32, Chunks<'_>)> {
+    if webp.get(0..4) != Some(b"RIFF") || webp.get(8..12) != Some(b"WEBP") {
+        return None;
+    }
+    // The RIFF size bounds the chunks; trailing bytes after it are not part of the image.
+    let end = (le32(webp, 4)? as usize).saturating_add(8).min(webp.len());
+    let mut chunks = Chunks { data: &webp[..end], at: 12 };
+    let (fourcc, vp8x) = chunks.next()?;
+    if &fourcc != b"VP8X" || vp8x.len() < 10 || vp8x[0] & 0x02 == 0 {
+        return None;
+    }
+    Some((le24(vp8x, 4)? + 1, le24(vp8x, 7)? + 1, chunks))
+}
+
+/// RIFF chunks in order: (fourcc, payload). A payload cut short by the end of the data is
+/// given as far as it goes, and ends the walk.
+struct Chunks<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Iterator for Chunks<'a> {
+    type Item = ([u8; 4], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let fourcc: [u8; 4] = self.data.get(self.at..self.at + 4)?.try_into().ok()?;
+        let len = le32(self.data, self.at + 4)? as usize;
+        let start = self.at + 8;
+        let payload = self.data.get(start..start.saturating_add(len).min(self.data.len()))?;
+        self.at = start.saturating_add(len).saturating_add(len & 1);
+        Some((fourcc, payload))
+    }
+}
+
+fn le24(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 3).map(|v| u32::from_le_bytes([v[0], v[1], v[2], 0]))
+}
+
+fn le32(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4).map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+}
+
+/// One composited frame: the full canvas, RGBA, and how long it shows.
+struct Shown<'a> {
+    canvas: &'a [u8],
+    delay_ms: u32,
+}
+
+/// Decodes frames one at a time onto a canvas.
+enum Frames<'a> {
+    // Boxed: the GIF decoder's state is a few hundred bytes.
+    Gif(Box<GifFrames<'a>>),
+    WebP(WebPFrames<'a>),
+}
+
+impl Frames<'_> {
+    fn next(&mut self) -> Result<Option<Shown<'_>>, PipelineError> {
+        match self {
+            Frames::Gif(gif) => gif.next(),
+            Frames::WebP(webp) => webp.next(),
+        }
+    }
+}
+
+/// A GIF's frames composited as browsers show them: the canvas starts transparent, a frame's
+/// transparent pixels leave what is under them, and after it is shown its disposal method
+/// keeps it, clears its rectangle to transparent, or restores what was there before.
+struct GifFrames<'a> {
+    decoder: gif::Decoder<Cursor<&'a [u8]>>,
+    width: usize,
+    height: usize,
+    canvas: Vec<u8>,
+    /// The frame being read, RGBA.
+    pixels: Vec<u8>,
+    /// The canvas before the last frame, when that frame's disposal restores it.
+    saved: Vec<u8>,
+    /// The last frame's disposal and its rectangle clipped to the canvas (x0, y0, x1, y1).
+    disposal: Option<(gif::DisposalMethod, [usize; 4])>,
+}
+
+impl<'a> GifFrames<'a> {
+    fn new(source: &'a [u8], a: &Animation, limits: &Limits) -> Result<Self, PipelineError> {
+        let mut options = gif::DecodeOptions::new();
+        options.set_color_output(gif::ColorOutput::RGBA);
+        // The probe bounded every frame's rectangle by MAX_SOURCE_PIXELS; one RGBA frame of
+        // that size is the most the decoder needs at once.
+        let bytes = limits.max_source_pixels.saturating_mul(4).max(1);
+        if let Some(bytes) = std::num::NonZeroU64::new(bytes) {
+            options.set_memory_limit(gif::MemoryLimit::Bytes(bytes));
+        }
+        options.allow_unknown_blocks(true);
+        let decoder = options.read_info(Cursor::new(source)).map_err(undecodable)?;
+        let (width, height) = (a.width as usize, a.height as usize);
+        Ok(Self {
+            decoder,
+            width,
+            height,
+            canvas: vec![0; width * height * 4],
+            pixels: Vec::new(),
+            saved: Vec::new(),
+            disposal: None,
+        })
+    }
+
+    fn next(&mut self) -> Result<Option<Shown<'_>>, PipelineError> {
+        let stride = self.width * 4;
+        match self.disposal.take() {
+            Some((gif::DisposalMethod::Background, [x0, y0, x1, y1])) => {
+                for row in self.canvas.chunks_exact_mut(stride).take(y1).skip(y0) {
+                    row[x0 * 4..x1 * 4].fill(0);
+                }
+            }
+            Some((gif::DisposalMethod::Previous, _)) => self.canvas.copy_from_slice(&self.saved),
+            _ => {}
+        }
+        let Some(frame) = self.decoder.next_frame_info().map_err(undecodable)? else {
+            return Ok(None);
+        };
+        let (left, top) = (usize::from(frame.left), usize::from(frame.top));
+        let (fw, fh) = (usize::from(frame.width), usize::from(frame.height));
+        let (delay, dispose) = (frame.delay, frame.dispose);
+        // One buffer for every frame's pixels: a fresh one per frame costs the kernel a
+        // page-zeroing each time.
+        self.pixels.resize(self.decoder.buffer_size(), 0);
+        self.decoder.read_into_buffer(&mut self.pixels).map_err(undecodable)?;
+        let rect = [
+            left.min(self.width),
+            top.min(self.height),
+            (left + fw).min(self.width),
+            (top + fh).min(self.height),
+        ];
+        if dispose == gif::DisposalMethod::Previous {
+            self.saved.clone_from(&self.canvas);
+        }
+        let [x0, y0, x1, y1] = rect;
+        if x1 > x0 {
+            let rows = self.pixels.chunks_exact(fw * 4).take(y1 - y0);
+            for (y, src) in (y0..y1).zip(rows) {
+                let dst = &mut self.canvas[y * stride + x0 * 4..y * stride + x1 * 4];
+                for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+                    if s[3] != 0 {
+                        d.copy_from_slice(s);
+                    }
+                }
+            }
+        }
+        let delay_ms = u32::from(delay) * 10;
+        self.disposal = Some((dispose, rect));
+        Ok(Some(Shown { canvas: &self.canvas, delay_ms }))
+    }
+}
+
+/// An animated WebP's frames composited as libwebp's animation decoder (and so Chrome)
+/// does: the canvas starts transparent, ANMF's blending flag picks alpha-blending or
+/// replacing, its disposal flag clears the frame's rectangle to transparent after it is
+/// shown, and ANIM's background colour is ignored. Each frame's bitstream is decoded alone
+/// by libwebp. (image-webp 0.2's compositing clears a disposed rectangle wrongly when the
+/// next frame has no alpha, so it is not used here.)
+struct WebPFrames<'a> {
+    chunks: Chunks<'a>,
+    width: usize,
+    height: usize,
+    canvas: Vec<u8>,
+    /// The last frame's rectangle (x0, y0, x1, y1), when it is disposed after being shown.
+    disposal: Option<[usize; 4]>,
+}
+
+impl<'a> WebPFrames<'a> {
+    fn new(source: &'a [u8]) -> Result<Self, PipelineError> {
+        let (width, height, chunks) = animated_webp(source)
+            .ok_or_else(|| PipelineError::Undecodable("not an animated WebP".into()))?;
+        let (width, height) = (width as usize, height as usize);
+        Ok(Self { chunks, width, height, canvas: vec![0; width * height * 4], disposal: None })
+    }
+
+    fn next(&mut self) -> Result<Option<Shown<'_>>, PipelineError> {
+        let bad = |what: &str| PipelineError::Undecodable(format!("animated WebP: {what}"));
+        let stride = self.width * 4;
+        if let Some([x0, y0, x1, y1]) = self.disposal.take() {
+            for row in self.canvas.chunks_exact_mut(stride).take(y1).skip(y0) {
+                row[x0 * 4..x1 * 4].fill(0);
+            }
+        }
+        let Some(anmf) =
+            self.chunks.find_map(|(fourcc, payload)| (&fourcc == b"ANMF").then_some(payload))
+        else {
+            return Ok(None);
+        };
+        let header = |at: usize| le24(anmf, at).map(|v| v as usize);
+        let (Some(x), Some(y), Some(w), Some(h), Some(duration), Some(&flags)) =
+            (header(0), header(3), header(6), header(9), header(12), anmf.get(15))
+        else {
+            return Err(bad("a short ANMF chunk"));
+        };
+        let (x, y, w, h) = (x * 2, y * 2, w + 1, h + 1);
+        if x + w > self.width || y + h > self.height {
+            return Err(bad("a frame outside the canvas"));
+        }
+        // The frame's own chunks (ALPH and VP8, or VP8L) as a still file for libwebp.
+        let inner = &anmf[16..];
+        let alpha = Chunks { data: inner, at: 0 }.any(|(fourcc, _)| &fourcc == b"ALPH");
+        let mut still = Vec::with_capacity(inner.len() + 30);
+        still.extend_from_slice(b"RIFF");
+        still.extend_from_slice(&((inner.len() + 22) as u32).to_le_bytes());
+        still.extend_from_slice(b"WEBPVP8X\x0a\0\0\0");
+        still.extend_from_slice(&[if alpha { 0x10 } else { 0 }, 0, 0, 0]);
+        still.extend_from_slice(&(w as u32 - 1).to_le_bytes()[..3]);
+        still.extend_from_slice(&(h as u32 - 1).to_le_bytes()[..3]);
+        still.extend_from_slice(inner);
+        let image = ::webp::Decoder::new(&still)
+            .decode()
+            .ok_or_else(|| bad("a frame that does not decode"))?;
+        if (image.width() as usize, image.height() as usize) != (w, h) {
+            return Err(bad("a frame whose size differs from its ANMF header"));
+        }
+        let channels = if image.is_alpha() { 4 } else { 3 };
+        let blend = flags & 0x02 == 0;
+        for (row, src) in image.chunks_exact(w * channels).enumerate() {
+            let start = (y + row) * stride + x * 4;
+            let dst = &mut self.canvas[start..start + w * 4];
+            for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(channels)) {
+                match s {
+                    &[r, g, b] => d.copy_from_slice(&[r, g, b, 255]),
+                    s if blend => blend_over(s, d),
+                    s => d.copy_from_slice(s),
+                }
+            }
+        }
+        self.disposal = (flags & 0x01 != 0).then_some([x, y, x + w, y + h]);
+        Ok(Some(Shown { canvas: &self.canvas, delay_ms: duration as u32 }))
+    }
+}
+
+/// `src` over `dst`, both RGBA with straight alpha, as the WebP container specification gives
+/// it.
+fn blend_over(src: &[u8], dst: &mut [u8]) {
+    let src_a = u32::from(src[3]);
+    match src_a {
+        0 => {}
+        255 => dst.copy_from_slice(src),
+        _ => {
+            let dst_a = u32::from(dst[3]) * (255 - src_a) / 255;
+            let a = src_a + dst_a;
+            for c in 0..3 {
+                let v = u32::from(src[c]) * src_a + u32::from(dst[c]) * dst_a;
+                dst[c] = ((v + a / 2) / a) as u8;
+            }
+            dst[3] = a as u8;
+        }
+    }
+}
+
+fn undecodable(e: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Undecodable(e.to_string())
+}
+
+/// Where resized frames go.
+enum Sink {
+    /// Written as they come; each frame keeps its own palette.
+    Gif(gif::Encoder<Vec<u8>>),
+    /// libwebp's animation encoder takes all frames at once: the resized frames and their
+    /// delays wait here.
+    WebP { frames: Vec<Vec<u8>>, delays_ms: Vec<u32> },
+}
+
+/// Resizes every frame of an animated original into `output` (GIF or WebP), keeping each
+/// frame's delay and the loop count.
+pub(super) fn resize_animation(
+    source: &[u8],
+    format: Format,
+    animation: Animation,
+    size: Size,
+    output: Format,
+    limits: &Limits,
+) -> Result<Derivative, PipelineError> {
+    let started = Instant::now();
+    let (out_w, out_h) = output_size(animation.width, animation.height, size);
+    // The resized frames are held or encoded whole, so they answer to the same budget as the
+    // original's (a `WxH` larger than the original makes them bigger than it).
+    let out_pixels = u64::from(out_w) * u64::from(out_h) * u64::from(animation.frames);
+    if out_pixels > limits.max_animation_pixels {
+        return Err(PipelineError::SourceTooLarge(format!(
+            "resized, its {} frames of {out_w}x{out_h} would be {out_pixels} pixels; \
+             MAX_SOURCE_ANIMATION_PIXELS is {}",
+            animation.frames, limits.max_animation_pixels
+        )));
+    }
+    let encode_fail = |e: &dyn std::fmt::Display| PipelineError::Encode(format!("{output:?}: {e}"));
+    let mut frames = match format {
+        Format::Gif => Frames::Gif(Box::new(GifFrames::new(source, &animation, limits)?)),
+        Format::WebP => Frames::WebP(WebPFrames::new(source)?),
+        other => return Err(PipelineError::Unsupported(format!("{other:?} is not animated"))),
+    };
+    let mut sink = match output {
+        Format::Gif => {
+            let (w, h) = (u16::try_from(out_w), u16::try_from(out_h));
+            let (Ok(w), Ok(h)) = (w, h) else {
+                return Err(encode_fail(&format!("{out_w}x{out_h} is too large for GIF")));
+            };
+            let mut encoder =
+                gif::Encoder::new(Vec::new(), w, h, &[]).map_err(|e| encode_fail(&e))?;
+            let repeat = match animation.loops {
+                Loops::Forever => gif::Repeat::Infinite,
+                Loops::Plays(n) => gif::Repeat::Finite(u16::try_from(n - 1).unwrap_or(u16::MAX)),
+            };
+            // Finite(0), playing once, is written as no NETSCAPE2.0 block at all.
+            encoder.set_repeat(repeat).map_err(|e| encode_fail(&e))?;
+            Sink::Gif(encoder)
+        }
+        Format::WebP => Sink::WebP { frames: Vec::new(), delays_ms: Vec::new() },
+        other => return Err(encode_fail(&format!("{other:?} cannot hold an animation"))),
+    };
+
+    let mut resizer = FrameResizer::new(animation.width, animation.height, out_w, out_h, size);
+    let mut timings = Timings::default();
+    let mut mark = Instant::now();
+    timings.decode += mark - started;
+    let mut count = 0;
+    let mut rgba = Vec::new();
+    // Never more frames than the probe counted and the budget allowed.
+    while count < animation.frames {
+        let Some(shown) = frames.next()? else { break };
+        count += 1;
+        let now = Instant::now();
+        timings.decode += now - mark;
+        mark = now;
+        let resized = resizer.resize(shown.canvas)?;
+        let delay_ms = shown.delay_ms;
+        let now = Instant::now();
+        timings.resize += now - mark;
+        mark = now;
+        match &mut sink {
+            Sink::Gif(encoder) => {
+                rgba.clear();
+                rgba.extend_from_slice(resized);
+                // GIF has one transparent colour and no partial alpha: half-covered pixels
+                // (the resize's soft edges) go to whichever side they are nearer.
+                for px in rgba.chunks_exact_mut(4) {
+                    px[3] = if px[3] < 128 { 0 } else { 255 };
+                }
+                let mut frame = gif::Frame::from_rgba_speed(
+                    out_w as u16,
+                    out_h as u16,
+                    &mut rgba,
+                    GIF_QUANTIZER_SPEED,
+                );
+                frame.delay = u16::try_from(delay_ms.saturating_add(5) / 10).unwrap_or(u16::MAX);
+                // Each frame covers the whole canvas; clearing it before the next lets that
+                // one's transparent pixels show through, as they did in the original.
+                frame.dispose = gif::DisposalMethod::Background;
+                encoder.write_frame(&frame).map_err(|e| encode_fail(&e))?;
+            }
+            Sink::WebP { frames, delays_ms } => {
+                frames.push(resized.to_vec());
+                delays_ms.push(delay_ms.min(WEBP_MAX_DURATION_MS));
+            }
+        }
+        let now = Instant::now();
+        timings.encode += now - mark;
+        mark = now;
+    }
+    if count < 2 {
+        return Err(PipelineError::Undecodable(format!("{count} frames decoded")));
+    }
+    let bytes = match sink {
+        Sink::Gif(encoder) => encoder.into_inner().map_err(|e| encode_fail(&e))?,
+        Sink::WebP { frames, delays_ms } => {
+            encode_webp(&frames, &delays_ms, out_w, out_h, animation.loops)?
+        }
+    };
+    timings.encode += mark.elapsed();
+    Ok(Derivative {
+        bytes,
+        format: output,
+        source_format: format,
+        width: out_w,
+        height: out_h,
+        timings,
+    })
+}
+
+/// Resizes canvases of one size to another with the same buffers every frame.
+struct FrameResizer {
+    src: (u32, u32),
+    resizer: fr::Resizer,
+    options: fr::ResizeOptions,
+    dst: fr::images::Image<'static>,
+}
+
+impl FrameResizer {
+    fn new(src_w: u32, src_h: u32, out_w: u32, out_h: u32, size: Size) -> Self {
+        let mut options = fr::ResizeOptions::new()
+            .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
+        if matches!(size, Size::Box { .. }) {
+            options = options.fit_into_destination(Some((0.5, 0.5)));
+        }
+        Self {
+            src: (src_w, src_h),
+            resizer: fr::Resizer::new(),
+            options,
+            dst: fr::images::Image::new(out_w, out_h, fr::PixelType::U8x4),
+        }
+    }
+
+    fn resize<'a>(&'a mut self, canvas: &'a [u8]) -> Result<&'a [u8], PipelineError> {
+        if self.src == (self.dst.width(), self.dst.height()) {
+            return Ok(canvas);
+        }
+        let fail = |e: &dyn std::fmt::Display| PipelineError::Encode(format!("resize: {e}"));
+        let src = fr::images::ImageRef::new(self.src.0, self.src.1, canvas, fr::PixelType::U8x4)
+            .map_err(|e| fail(&e))?;
+        self.resizer.resize(&src, &mut self.dst, &self.options).map_err(|e| fail(&e))?;
+        Ok(self.dst.buffer())
+    }
+}
+
+/// Encodes RGBA frames as an animated WebP through libwebp's animation encoder: lossy at
+/// [`LOSSY_QUALITY`], alpha kept, only what changes between frames stored.
+fn encode_webp(
+    frames: &[Vec<u8>],
+    delays_ms: &[u32],
+    width: u32,
+    height: u32,
+    loops: Loops,
+) -> Result<Vec<u8>, PipelineError> {
+    let fail = |e: &dyn std::fmt::Debug| PipelineError::Encode(format!("WebP: {e:?}"));
+    let mut config = ::webp::WebPConfig::new().map_err(|e| fail(&e))?;
+    config.lossless = 0;
+    config.quality = f32::from(LOSSY_QUALITY);
+    config.alpha_compression = 1;
+    let mut encoder = ::webp::AnimEncoder::new(width, height, &config);
+    encoder.set_loop_count(match loops {
+        Loops::Forever => 0,
+        Loops::Plays(n) => i32::from(u16::try_from(n).unwrap_or(u16::MAX)),
+    });
+    let mut timestamp: i64 = 0;
+    for (frame, &delay) in frames.iter().zip(delays_ms) {
+        // libwebp reads width x height x 4 bytes from each frame.
+        if frame.len() != width as usize * height as usize * 4 {
+            return Err(fail(&"frame buffer size"));
+        }
+        let at = i32::try_from(timestamp).map_err(|_| fail(&"animation too long"))?;
+        encoder.add_frame(::webp::AnimFrame::from_rgba(frame, width, height, at));
+        timestamp += i64::from(delay);
+    }
+    let mut bytes = encoder.try_encode().map_err(|e| fail(&e))?.to_vec();
+    // The webp crate ends the animation with a timestamp libwebp refuses, which leaves the
+    // last frame the average duration of the others: set it to what is left of the total.
+    set_last_duration(&mut bytes, timestamp);
+    Ok(bytes)
+}
+
+/// Sets the last ANMF chunk's duration so all frames together last `total_ms`.
+fn set_last_duration(webp: &mut [u8], total_ms: i64) {
+    let mut at = 12;
+    let mut anmf = Vec::new();
+    while let Some(header) = webp.get(at..at + 8) {
+        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        if &header[..4] == b"ANMF" && len >= 16 {
+            anmf.push(at + 8 + 12);
+        }
+        at = at.saturating_add(8 + len + (len & 1));
+    }
+    let Some((&last, others)) = anmf.split_last() else { return };
+    let duration =
+        |at: usize| i64::from(u32::from_le_bytes([webp[at], webp[at + 1], webp[at + 2], 0]));
+    let rest = total_ms - others.iter().map(|&at| duration(at)).sum::<i64>();
+    if let Ok(rest @ 0..=0xFF_FFFF) = u32::try_from(rest) {
+        webp[last..last + 3].copy_from_slice(&rest.to_le_bytes()[..3]);
+    }
+}
+
+#[cfg(test)]
+#[path = "animation_tests.rs"]
+mod tests;
