@@ -96,6 +96,30 @@ async fn handled(mode: DeliveryMode) {
     }
 }
 
+in_both_modes!(a_gif_of_thousands_of_frames_is_refused_animated_and_made_still, many_frames);
+async fn many_frames(mode: DeliveryMode) {
+    let stack = Stack::start_in(mode, &[]).await;
+    let gif = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/animated/3000-frames.gif"));
+    stack.put("hostile/3000-frames.gif", gif.unwrap(), "image/gif").await;
+    // Kept animated (as GIF, or as WebP) it is over MAX_SOURCE_FRAMES: refused from its
+    // headers.
+    for path in ["/1x1/hostile/3000-frames.gif", "/1x1.webp/hostile/3000-frames.gif"] {
+        let chain = stack.follow(Method::GET, path).await;
+        assert_eq!(
+            refusal(&chain),
+            (413, "source-too-large".into(), "max-age=60".into()),
+            "{path}"
+        );
+        let message = chain.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("MAX_SOURCE_FRAMES"), "{path}: {message}");
+    }
+    // Asked as a still format, its first frame is made.
+    let chain = stack.follow(Method::GET, "/1x1.png/hostile/3000-frames.gif").await;
+    assert_eq!(chain.statuses(), stack.miss(), "{:?}", String::from_utf8_lossy(&chain.body));
+    let png = image::load_from_memory(&chain.body).unwrap().into_rgba8();
+    assert_eq!(png.get_pixel(0, 0).0, [0, 0, 0, 255], "the first frame");
+}
+
 #[tokio::test]
 async fn a_resize_over_its_time_budget_is_refused_and_nothing_is_written() {
     let stack = Stack::start_in(DeliveryMode::Failover, &[("RESIZE_BUDGET_MS", "1")]).await;

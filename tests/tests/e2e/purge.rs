@@ -75,10 +75,15 @@ async fn replacing_an_original(mode: DeliveryMode) {
     let original = "photos/colour.png";
     stack.put(original, solid_png(400, 300, RED), "image/png").await;
     stack.server.events_settled().await;
-    for path in ["/300x300/photos/colour.png", "/640x/photos/colour.png"] {
+    // Every format of a size goes too, as asked by name or by the edge's negotiation.
+    for path in
+        ["/300x300/photos/colour.png", "/300x300.webp/photos/colour.png", "/640x/photos/colour.png"]
+    {
         let chain = stack.follow(Method::GET, path).await;
         assert_eq!(chain.statuses(), stack.miss(), "{chain:#?}");
-        assert_eq!(centre(&chain.body), RED);
+        // Within a lossy encoder's rounding (WebP).
+        let got = centre(&chain.body);
+        assert!(got.iter().zip(RED).all(|(g, r)| g.abs_diff(r) <= 4), "{path}: {got:?}");
         // Cached at the edge.
         let chain = stack.follow(Method::GET, path).await;
         assert_eq!(chain.last().headers["x-cache"], "Hit from cloudfront");
@@ -90,10 +95,18 @@ async fn replacing_an_original(mode: DeliveryMode) {
     stack.put(original, solid_png(400, 300, BLUE), "image/png").await;
     stack.server.events_settled().await;
     assert_eq!(stack.get("300x300/photos/colour.png").await, None, "stale size deleted");
+    assert_eq!(stack.get("300x300.webp/photos/colour.png").await, None, "stale format deleted");
     assert_eq!(stack.get("640x/photos/colour.png").await, None, "stale size deleted");
     let invalidated: Vec<String> =
         stack.server.invalidations().into_iter().flat_map(|i| i.paths).collect();
-    assert_eq!(invalidated, ["/300x300/photos/colour.png", "/640x/photos/colour.png"]);
+    assert_eq!(
+        invalidated,
+        [
+            "/300x300/photos/colour.png",
+            "/300x300.webp/photos/colour.png",
+            "/640x/photos/colour.png"
+        ]
+    );
 
     // The edge forgot them: the next request makes the new size, from the new original.
     let chain = stack.follow(Method::GET, "/300x300/photos/colour.png").await;
@@ -222,7 +235,9 @@ fn handler(stack: &Stack, pregenerate: &str) -> Events {
         })
     };
     let config = resizer::Config::from_lookup(lookup).unwrap();
-    let events = EventsConfig::from_lookup(lookup, &config.allowed, config.max_dimension).unwrap();
+    let events =
+        EventsConfig::from_lookup(lookup, &config.allowed, &config.formats, config.max_dimension)
+            .unwrap();
     let app = resizer::App::new(config, stack.server.client().clone());
     Events::new(app, events, None)
 }
