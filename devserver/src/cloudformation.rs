@@ -3,7 +3,8 @@
 //! between shapes (`Fn::If`, `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition`,
 //! `Ref` to a parameter or `AWS::NoValue`). Other intrinsics (`Fn::Sub`, `Fn::GetAtt`,
 //! `Ref` to a resource) are left as they are, as one-key maps (`{"!Sub": ...}`), for the
-//! reader to interpret.
+//! reader to interpret; [`Template::substitute`] fills a `Fn::Sub` over parameters (a
+//! CloudFront Function's code written with a setting).
 //!
 //! So the devserver's edge is built from the same description AWS deploys: a behaviour,
 //! origin or route added to the template appears in the devserver, or stops it at start-up
@@ -255,6 +256,48 @@ impl Template {
     }
 }
 
+impl Template {
+    /// A string that may be an `Fn::Sub` over parameters (its one-string form): the text
+    /// with each `${Name}` replaced by the parameter's value and `${!Text}` written as
+    /// `${Text}`, and the names of the parameters it used. A reference to a resource or a
+    /// pseudo parameter other than `AWS::Region` is refused: the devserver has no value
+    /// for it.
+    pub fn substitute(&self, value: &Value) -> Result<(String, Vec<String>), TemplateError> {
+        let text = match (value, intrinsic(value, "!Sub")) {
+            (Value::String(s), _) => return Ok((s.clone(), Vec::new())),
+            (_, Some(Value::String(s))) => s,
+            _ => return Err(unsupported(format!("cannot substitute {value}"))),
+        };
+        let mut out = String::with_capacity(text.len());
+        let mut used = Vec::new();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("${") {
+            out.push_str(&rest[..at]);
+            rest = &rest[at + 2..];
+            if let Some(literal) = rest.strip_prefix('!') {
+                out.push_str("${");
+                rest = literal;
+                continue;
+            }
+            let end = rest.find('}').ok_or_else(|| unsupported("an unclosed ${ in Fn::Sub"))?;
+            let name = &rest[..end];
+            let value = match name {
+                "AWS::Region" => self.region.as_str(),
+                _ => self.parameter(name).ok_or_else(|| {
+                    unsupported(format!("Fn::Sub of {name}, which is no parameter"))
+                })?,
+            };
+            out.push_str(value);
+            if !used.iter().any(|u| u == name) {
+                used.push(name.to_owned());
+            }
+            rest = &rest[end + 1..];
+        }
+        out.push_str(rest);
+        Ok((out, used))
+    }
+}
+
 /// The name of the resource a `Ref` or `Fn::GetAtt` names (`X` in `!Ref X` and
 /// `!GetAtt X.Attr`), if `value` is one.
 pub fn referenced_resource(value: &Value) -> Option<String> {
@@ -348,6 +391,18 @@ Resources: {}
         assert_eq!(referenced_resource(&v(r#"{"!GetAtt":"B.Arn"}"#)).as_deref(), Some("B"));
         assert_eq!(referenced_resource(&v(r#"{"Fn::GetAtt":["C","Arn"]}"#)).as_deref(), Some("C"));
         assert_eq!(referenced_resource(&v(r#""plain""#)), None);
+    }
+
+    #[test]
+    fn sub_fills_parameters_and_keeps_escaped_text() {
+        let t = with("b");
+        let v = |s: &str| serde_json::from_str::<Value>(s).unwrap();
+        let (text, used) = t.substitute(&v(r#"{"!Sub":"m=${Mode} ${!Mode} ${Mode}"}"#)).unwrap();
+        assert_eq!(text, "m=b ${Mode} b");
+        assert_eq!(used, ["Mode"]);
+        assert_eq!(t.substitute(&v(r#""plain ${x}""#)).unwrap(), ("plain ${x}".into(), vec![]));
+        assert!(t.substitute(&v(r#"{"!Sub":"${Thing.Arn}"}"#)).is_err());
+        assert!(t.substitute(&v(r#"{"!Sub":"${Mode"}"#)).is_err());
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub const RESIZER_VARS: &[&str] = &[
     "MAX_DIMENSION",
     "MAX_SOURCE_BYTES",
     "MAX_SOURCE_PIXELS",
+    "MAX_SOURCE_FRAMES",
+    "MAX_SOURCE_ANIMATION_PIXELS",
+    "ALLOWED_FORMATS",
     "DERIVATIVE_CACHE_CONTROL",
     "S3_OPERATION_TIMEOUT_MS",
     "ERROR_CACHE_SECONDS",
@@ -129,6 +132,9 @@ pub struct Options {
     pub template: String,
     /// The delivery mode (the template's DeliveryMode).
     pub delivery: DeliveryMode,
+    /// What the edge negotiates for a sized path without a format (the template's
+    /// FormatNegotiation, filled into its path-guard function as AWS fills it).
+    pub format_negotiation: edge::functions::Negotiation,
     /// How the S3 website writes a key into its redirect (undocumented on AWS: each reading
     /// is emulated).
     pub location_encoding: LocationEncoding,
@@ -180,6 +186,7 @@ impl Options {
             secret_key: DEFAULT_SECRET_KEY.into(),
             template: cloudformation::TEMPLATE.to_owned(),
             delivery: DeliveryMode::Redirect,
+            format_negotiation: edge::functions::Negotiation::default(),
             location_encoding: LocationEncoding::Once,
             rules_template,
             resizer_env: HashMap::new(),
@@ -434,6 +441,10 @@ impl DevServer {
         let issuer = opts.jwt_issuer.clone().unwrap_or_else(|| idp_url.clone());
         let overrides = HashMap::from([
             ("DeliveryMode".to_owned(), opts.delivery.to_string()),
+            (
+                edge::functions::NEGOTIATION_PARAMETER.to_owned(),
+                opts.format_negotiation.to_string(),
+            ),
             ("OriginVerifySecret".to_owned(), origin_secret.clone()),
             ("WebsiteRefererSecret".to_owned(), referer_secret.clone()),
             ("JwtIssuer".to_owned(), issuer.clone()),
@@ -459,6 +470,7 @@ impl DevServer {
         let events_config = resizer::events::EventsConfig::from_lookup(
             |k| resizer_env.get(k).cloned(),
             &config.allowed,
+            &config.formats,
             config.max_dimension,
         )
         .context("events function configuration")?;

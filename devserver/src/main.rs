@@ -22,6 +22,10 @@ struct Cli {
     /// it): `once`, `twice`, `form` or `raw`.
     #[arg(long, default_value = "once", value_parser = parse_encoding)]
     location_encoding: LocationEncoding,
+    /// The template's FormatNegotiation: what the edge makes of a sized path without a
+    /// format, by the viewer's Accept: `avif-webp`, `webp` or `off`.
+    #[arg(long, default_value = "avif-webp")]
+    format_negotiation: devserver::edge::functions::Negotiation,
     /// Address of the edge: the distribution's URL, where viewers go.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -113,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
     let mut opts = Options::new(rules);
     opts.delivery = cli.delivery;
     opts.location_encoding = cli.location_encoding;
+    opts.format_negotiation = cli.format_negotiation;
     opts.listen = cli.listen;
     opts.s3_listen = cli.s3_listen;
     opts.website_listen = cli.website_listen;

@@ -22,9 +22,21 @@ pub const SIGNING_PARAMS: [&str; 5] =
     ["Expires", "Policy", "Signature", "Key-Pair-Id", "Hash-Algorithm"];
 
 /// Whether a path segment is a derivative size (`300x300`, `640x`, `x480`), whatever its
-/// numbers: the shape the guard strips before looking at the key.
+/// numbers, optionally with an output format (`300x300.avif`, `640x.webp`), whatever its
+/// letters: the shape the guard strips before looking at the key. Liberal on purpose: the
+/// resizer refuses sizes and formats it does not know itself, while a shape the guard did
+/// not strip would make `/300x300.avif/private/galleries/g/a.jpg` a nested grant prefix.
 pub fn is_size_segment(s: &str) -> bool {
-    let Some((w, h)) = s.split_once('x') else { return false };
+    let size = match s.split_once('.') {
+        Some((size, format))
+            if !format.is_empty() && format.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            size
+        }
+        Some(_) => return false,
+        None => s,
+    };
+    let Some((w, h)) = size.split_once('x') else { return false };
     (!w.is_empty() || !h.is_empty()) && w.bytes().chain(h.bytes()).all(|b| b.is_ascii_digit())
 }
 
@@ -189,6 +201,10 @@ mod tests {
             Err(ShapeError::NestedPrefix),
         );
         shape("foo/private/galleries/g1/a.jpg", None, Err(ShapeError::NestedPrefix));
+        // A size that names its format is a size: the edge's negotiation writes these.
+        shape("300x300.avif/private/galleries/g1/a.jpg", None, Ok(()));
+        shape("resize/640x.webp/uploads/alice/a.png", None, Ok(()));
+        shape("300x300.av-if/private/galleries/g1/a.jpg", None, Err(ShapeError::NestedPrefix));
         shape("resize/foo/private/galleries/g1/a.jpg", None, Err(ShapeError::NestedPrefix));
     }
 
@@ -228,10 +244,26 @@ mod tests {
 
     #[test]
     fn size_segments() {
-        for s in ["300x300", "640x", "x480", "0x0"] {
+        for s in
+            ["300x300", "640x", "x480", "0x0", "300x300.avif", "640x.webp", "x480.png", "1x1.jpg"]
+        {
             assert!(is_size_segment(s), "{s}");
         }
-        for s in ["x", "photos", "300x300x", "300X300", "", "resize"] {
+        for s in [
+            "x",
+            "photos",
+            "300x300x",
+            "300X300",
+            "",
+            "resize",
+            "x.avif",
+            "300x300.",
+            "300x300.avif.webp",
+            "300x300.a-b",
+            ".avif",
+            "a.jpg",
+            "300x300.av%69f",
+        ] {
             assert!(!is_size_segment(s), "{s}");
         }
     }

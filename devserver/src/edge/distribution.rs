@@ -1,6 +1,6 @@
 //! template.yaml's CloudFront distribution, read for one delivery mode: its origins and
 //! origin groups, its cache behaviours in order, the functions and trusted key groups each
-//! behaviour uses, and its cache and origin request policies. The edge follows this
+//! behaviour uses, and its cache, origin request and response headers policies. The edge follows this
 //! description and nothing else; a construct the devserver cannot emulate stops it at
 //! start-up.
 
@@ -80,6 +80,27 @@ pub enum Forwarding {
     AllViewerExceptHost,
 }
 
+/// A header a response headers policy adds (`CustomHeadersConfig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomHeader {
+    /// `Header`.
+    pub name: String,
+    /// `Value`.
+    pub value: String,
+    /// `Override`: replace a header of that name from the origin; else add it only when the
+    /// origin sent none.
+    pub replace: bool,
+}
+
+/// A CloudFront Function the behaviours use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    /// Its code, with the template's parameters filled in (`Fn::Sub`).
+    pub code: String,
+    /// The parameters filled into the code, by name: the settings its twin follows.
+    pub parameters: HashMap<String, String>,
+}
+
 /// One cache behaviour.
 #[derive(Debug, Clone)]
 pub struct Behaviour {
@@ -97,6 +118,8 @@ pub struct Behaviour {
     pub cache: CachePolicy,
     /// The origin request policy.
     pub forwarding: Forwarding,
+    /// The response headers policy's custom headers (none without a policy).
+    pub response_headers: Vec<CustomHeader>,
 }
 
 /// The distribution, for one delivery mode.
@@ -111,8 +134,8 @@ pub struct Distribution {
     /// `ErrorCachingMinTTL` per status from `CustomErrorResponses`; CloudFront's default
     /// (10 s) for cacheable errors not listed.
     pub error_caching_min_ttl: HashMap<u16, u64>,
-    /// The CloudFront Functions the behaviours use: logical name to its code.
-    pub functions: HashMap<String, String>,
+    /// The CloudFront Functions the behaviours use, by logical name.
+    pub functions: HashMap<String, Function>,
 }
 
 fn unsupported(what: impl Into<String>) -> TemplateError {
@@ -160,7 +183,7 @@ const ORIGIN_KEYS: [&str; 6] = [
 ];
 /// A behaviour's settings the devserver follows (the viewer protocol and compression are
 /// AWS's alone: the devserver speaks plain HTTP and does not compress).
-const BEHAVIOUR_KEYS: [&str; 10] = [
+const BEHAVIOUR_KEYS: [&str; 11] = [
     "PathPattern",
     "TargetOriginId",
     "ViewerProtocolPolicy",
@@ -169,6 +192,7 @@ const BEHAVIOUR_KEYS: [&str; 10] = [
     "Compress",
     "CachePolicyId",
     "OriginRequestPolicyId",
+    "ResponseHeadersPolicyId",
     "TrustedKeyGroups",
     "FunctionAssociations",
 ];
@@ -291,7 +315,7 @@ fn read_behaviour(
     template: &Template,
     b: &Value,
     is_default: bool,
-    functions: &mut HashMap<String, String>,
+    functions: &mut HashMap<String, Function>,
 ) -> Result<Behaviour, TemplateError> {
     let pattern = if is_default {
         "*".to_owned()
@@ -317,11 +341,16 @@ fn read_behaviour(
         if event != "viewer-request" {
             return Err(unsupported(format!("behaviour {pattern}: {event} functions")));
         }
-        let code = template
-            .resource(&name)?
-            .and_then(|r| r["Properties"]["FunctionCode"].as_str().map(str::to_owned))
-            .ok_or_else(|| unsupported(format!("function {name} has no inline code")))?;
-        functions.insert(name.clone(), code);
+        let resource =
+            template.resource(&name)?.ok_or_else(|| unsupported(format!("no function {name}")))?;
+        let (code, used) = template
+            .substitute(&resource["Properties"]["FunctionCode"])
+            .map_err(|e| unsupported(format!("function {name} has no inline code: {e}")))?;
+        let parameters = used
+            .into_iter()
+            .filter_map(|p| template.parameter(&p).map(|v| (p, v.to_owned())))
+            .collect();
+        functions.insert(name.clone(), Function { code, parameters });
         viewer_request = Some(name);
     }
     let cache = match &b["CachePolicyId"] {
@@ -361,5 +390,49 @@ fn read_behaviour(
             return Err(unsupported(format!("behaviour {pattern}: origin request policy {other}")))
         }
     };
-    Ok(Behaviour { pattern, target, allowed_methods, signed, viewer_request, cache, forwarding })
+    let response_headers = match b.get("ResponseHeadersPolicyId") {
+        None => Vec::new(),
+        Some(id) => read_response_headers(template, &pattern, id)?,
+    };
+    Ok(Behaviour {
+        pattern,
+        target,
+        allowed_methods,
+        signed,
+        viewer_request,
+        cache,
+        forwarding,
+        response_headers,
+    })
+}
+
+/// A response headers policy of the template's own with custom headers only: CORS,
+/// security headers, header removal and Server-Timing are not emulated, nor are managed
+/// policies (by id).
+fn read_response_headers(
+    template: &Template,
+    pattern: &str,
+    id: &Value,
+) -> Result<Vec<CustomHeader>, TemplateError> {
+    let refused = || {
+        unsupported(format!(
+            "behaviour {pattern}: ResponseHeadersPolicyId {id}: only the template's own policies of custom headers are emulated"
+        ))
+    };
+    let name = referenced_resource(id).ok_or_else(refused)?;
+    let policy = template.resource(&name)?.ok_or_else(refused)?;
+    if policy["Type"] != "AWS::CloudFront::ResponseHeadersPolicy" {
+        return Err(refused());
+    }
+    let config = &policy["Properties"]["ResponseHeadersPolicyConfig"];
+    only_known(config, &["Name", "Comment", "CustomHeadersConfig"], &format!("policy {name}"))?;
+    let mut headers = Vec::new();
+    for h in config["CustomHeadersConfig"]["Items"].as_array().into_iter().flatten() {
+        only_known(h, &["Header", "Value", "Override"], &format!("policy {name}"))?;
+        let replace = h["Override"]
+            .as_bool()
+            .ok_or_else(|| unsupported(format!("policy {name}: Override of {h}")))?;
+        headers.push(CustomHeader { name: text(h, "Header")?, value: text(h, "Value")?, replace });
+    }
+    Ok(headers)
 }

@@ -1,11 +1,14 @@
 //! CloudFront, as template.yaml's distribution describes it for the chosen delivery mode:
 //! the behaviour is picked on the normalised path, in the template's order; its
-//! viewer-request function runs (a Rust twin of the template's JavaScript); a behaviour
-//! with trusted key groups checks the signature; the cache answers what it holds; then the
-//! request goes to the behaviour's origin or origin group, carrying only what the
+//! viewer-request function runs (a Rust twin of the template's JavaScript), and the path it
+//! leaves (a function may rewrite it) is the cache key and what the origin is asked for; a
+//! behaviour with trusted key groups checks the signature; the cache answers what it holds;
+//! then the request goes to the behaviour's origin or origin group, carrying only what the
 //! behaviour's policies forward and the origin's custom headers, signed for origin access
-//! control where the origin uses it. The edge adds nothing AWS does not do: its refusals
-//! are CloudFront's, and the reasons behind them go to a log ([`Edge::refusals`]).
+//! control where the origin uses it; the behaviour's response headers policy adds its
+//! headers to what the cache or the origin answers. The edge adds nothing AWS does not do:
+//! its refusals are CloudFront's, and the reasons behind them go to a log
+//! ([`Edge::refusals`]).
 //!
 //! The origins are separate servers on their own ports ([`crate::origins`]), reached over
 //! HTTP from a different loopback address than the viewers', so an origin sees the edge's
@@ -31,7 +34,7 @@ use signer::cloudfront::TrustedKeys;
 
 use self::cache::Cache;
 use self::distribution::{Behaviour, Distribution, Forwarding, OriginKind};
-use self::functions::{FunctionResponse, Twin, ViewerRequest};
+use self::functions::{FunctionResponse, Parameters, Twin, ViewerRequest};
 use crate::cloudformation::TemplateError;
 use crate::origins::oac;
 
@@ -76,7 +79,7 @@ pub struct Refusal {
 /// The distribution on loopback.
 pub struct Edge {
     distribution: Distribution,
-    twins: HashMap<String, Twin>,
+    twins: HashMap<String, (Twin, Parameters)>,
     keys: TrustedKeys,
     /// `http://host:port`: the distribution's own origin, against which signatures are checked.
     site: String,
@@ -98,11 +101,14 @@ impl Edge {
         oac: oac::Signer,
     ) -> Result<Self, TemplateError> {
         let mut twins = HashMap::new();
-        for name in distribution.functions.keys() {
+        for (name, function) in &distribution.functions {
             let twin = functions::twin(name).ok_or_else(|| {
                 TemplateError::Unsupported(format!("the devserver has no twin of function {name}"))
             })?;
-            twins.insert(name.clone(), twin);
+            functions::check_parameters(name, &function.parameters).map_err(|e| {
+                TemplateError::Unsupported(format!("the twin of function {name}: {e}"))
+            })?;
+            twins.insert(name.clone(), (twin, function.parameters.clone()));
         }
         for origin in distribution.origins.values() {
             let present = match origin.kind {
@@ -218,6 +224,13 @@ async fn answer(edge: &Edge, parts: &http::request::Parts, body: Bytes, viewer: 
                 (n.to_owned(), v.to_owned())
             })
             .collect(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())
+            })
+            .collect(),
         added_headers: Vec::new(),
         viewer_ip: viewer,
     };
@@ -225,10 +238,17 @@ async fn answer(edge: &Edge, parts: &http::request::Parts, body: Bytes, viewer: 
     // encoded private spelling on a signed behaviour is refused either way (tests accept
     // either answer, and scripts/smoke reports which one AWS gives).
     if let Some(name) = &behaviour.viewer_request {
-        if let Some(response) = edge.twins.get(name).and_then(|twin| twin(&mut request)) {
+        if let Some(response) =
+            edge.twins.get(name).and_then(|(twin, parameters)| twin(&mut request, parameters))
+        {
             return function_response(edge, raw_path, response);
         }
     }
+    // The function's path, from here on: the cache key and what the origin is asked for.
+    // The signature is checked against the viewer's URL (whether CloudFront checks the
+    // viewer's or the function's is undocumented; the path guard rewrites no signed URL,
+    // and a gallery cookie's wildcard matches both).
+    let path = request.uri.clone();
     if behaviour.signed {
         let url =
             format!("{}{}", edge.site, parts.uri.path_and_query().map_or("/", |p| p.as_str()));
@@ -243,10 +263,11 @@ async fn answer(edge: &Edge, parts: &http::request::Parts, body: Bytes, viewer: 
     }
     let cacheable = matches!(parts.method, Method::GET | Method::HEAD) && behaviour.cache.caches();
     if cacheable {
-        if let Some(hit) = edge.cache.get(raw_path) {
+        if let Some(hit) = edge.cache.get(&path) {
             let mut reply = Response::new(Full::new(hit.body.clone()));
             *reply.status_mut() = hit.status;
             *reply.headers_mut() = hit.headers.clone();
+            add_policy_headers(behaviour, reply.headers_mut());
             reply.headers_mut().insert(header::AGE, HeaderValue::from(hit.age()));
             reply.headers_mut().insert("x-cache", HeaderValue::from_static("Hit from cloudfront"));
             return reply;
@@ -256,7 +277,7 @@ async fn answer(edge: &Edge, parts: &http::request::Parts, body: Bytes, viewer: 
         match fetch_target(edge, behaviour, parts, &request, body, viewer).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!(path = raw_path, "origin unreachable: {e}");
+                tracing::error!(path, "origin unreachable: {e}");
                 return cloudfront_error(
                     StatusCode::BAD_GATEWAY,
                     "The request could not be satisfied.",
@@ -267,15 +288,34 @@ async fn answer(edge: &Edge, parts: &http::request::Parts, body: Bytes, viewer: 
     if cacheable && parts.method == Method::GET {
         let error_min = edge.distribution.error_caching_min_ttl.get(&status.as_u16()).copied();
         let ttl = cache::ttl(&behaviour.cache, status.as_u16(), &headers, error_min);
-        edge.cache.put(raw_path, status, &headers, &body, ttl);
+        edge.cache.put(&path, status, &headers, &body, ttl);
     }
     let mut reply = Response::new(Full::new(body));
     *reply.status_mut() = status;
     *reply.headers_mut() = headers;
+    add_policy_headers(behaviour, reply.headers_mut());
     let x_cache =
         if status.as_u16() >= 400 { "Error from cloudfront" } else { "Miss from cloudfront" };
     reply.headers_mut().insert("x-cache", HeaderValue::from_static(x_cache));
     reply
+}
+
+/// The behaviour's response headers policy, on a response from the cache or the origin
+/// (AWS: "the responses that it serves from the cache and the ones that it forwards from
+/// the origin"). Not on a function's own response or CloudFront's refusals, which come
+/// from neither (AWS documents neither way; no test depends on it).
+fn add_policy_headers(behaviour: &Behaviour, headers: &mut HeaderMap) {
+    for custom in &behaviour.response_headers {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(custom.name.as_str()),
+            HeaderValue::try_from(custom.value.as_str()),
+        ) else {
+            continue;
+        };
+        if custom.replace || !headers.contains_key(&name) {
+            headers.insert(name, value);
+        }
+    }
 }
 
 fn function_response(edge: &Edge, path: &str, response: FunctionResponse) -> Reply {
@@ -403,7 +443,8 @@ async fn fetch(
     let origin =
         edge.distribution.origins.get(origin_id).ok_or_else(|| format!("no origin {origin_id}"))?;
     let e = &edge.endpoints;
-    let raw_path = parts.uri.path();
+    // The path as the viewer-request function left it.
+    let raw_path = request.uri.as_str();
     let forward_all = behaviour.forwarding == Forwarding::AllViewerExceptHost;
     let (host, path) = match origin.kind {
         OriginKind::S3Website => (e.website.clone().unwrap_or_default(), raw_path.to_owned()),

@@ -15,11 +15,13 @@
 //!   that did not come through CloudFront;
 //! - [`signer_api`]: an IP-bound cookie from the signer opens from the caller's address;
 //! - [`uploads`]: the three kinds of upload through the signer, stored and opened;
-//! - [`purge`]: a replaced original's size leaves the bucket and the edge.
+//! - [`purge`]: a replaced original's size leaves the bucket and the edge;
+//! - [`negotiation`]: a browser that takes AVIF gets AVIF, with `Vary: Accept`.
 
 pub mod delivery;
 pub mod guard;
 pub mod keys;
+pub mod negotiation;
 pub mod origins;
 pub mod private;
 pub mod purge;
@@ -81,6 +83,8 @@ pub mod names {
     pub const UPLOADS: &str = "uploads through the signer";
     /// [`super::purge::replaced_original`].
     pub const PURGE: &str = "a replaced original's size purged and served anew";
+    /// [`super::negotiation::avif_for_an_avif_browser`].
+    pub const NEGOTIATION: &str = "an AVIF browser gets AVIF with Vary: Accept";
     /// Deleting what the run uploaded and made.
     pub const CLEANUP: &str = "cleanup";
 }
@@ -225,6 +229,10 @@ impl Smoke<'_> {
         let mut all = originals.clone();
         for size in [self.options.size, self.options.second_size] {
             all.extend(originals.iter().map(|p| format!("{size}/{p}")));
+            // What the edge's negotiation makes of the same paths.
+            for format in ["avif", "webp"] {
+                all.extend(originals.iter().map(|p| format!("{size}.{format}/{p}")));
+            }
         }
         all
     }
@@ -345,6 +353,7 @@ pub async fn run(options: &Options, s3: aws_sdk_s3::Client) -> Report {
         signer_api::ip_bound_cookie(&mut smoke).await;
         uploads::through_signer(&mut smoke).await;
         purge::replaced_original(&mut smoke).await;
+        negotiation::avif_for_an_avif_browser(&mut smoke).await;
     }
     cleanup(&mut smoke).await;
     smoke.report

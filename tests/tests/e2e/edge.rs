@@ -1,6 +1,9 @@
 //! The devserver's edge against template.yaml's distribution, in both delivery modes: the
 //! CloudFront Functions' JavaScript (run in Node and in njs, the engine family of
-//! CloudFront's runtime) decides as the edge's Rust twins do; a corpus of paths picks the
+//! CloudFront's runtime) decides as the edge's Rust twins do, the path guard's format
+//! negotiation included (real browsers' Accept headers x paths x each FormatNegotiation);
+//! the image behaviours carry `Vary: Accept` exactly while negotiation is on; a corpus of
+//! paths picks the
 //! same behaviour (pattern, origin, signature, function) in the edge as in an independent
 //! reading of the template; a behaviour the devserver cannot emulate stops it; and the
 //! cache policy keeps S3's redirect out of the cache.
@@ -8,8 +11,8 @@
 use std::process::Stdio;
 
 use devserver::cloudformation::TEMPLATE;
-use devserver::edge::distribution::Distribution;
-use devserver::edge::functions::path_guard;
+use devserver::edge::distribution::{CustomHeader, Distribution};
+use devserver::edge::functions::{path_guard, Negotiation, Parameters, NEGOTIATION_PARAMETER};
 use devserver::edge::normalise;
 use e2e::{DeliveryMode, Stack, MODES};
 use keyspace::PrivatePaths;
@@ -18,13 +21,19 @@ use serde_json::{json, Value};
 
 use crate::template::{read, resource};
 
-/// The inline code of a CloudFront Function of the template.
+/// The inline code of a CloudFront Function of the template, as the stack deploys it with
+/// the template's defaults (parameters filled in), and the parameters filled in.
 fn function_code(name: &str) -> String {
-    let template = read(DeliveryMode::Redirect, &[]);
-    resource(&template, name)["Properties"]["FunctionCode"]
-        .as_str()
-        .expect("inline FunctionCode")
-        .to_owned()
+    function_with(name, &[]).0
+}
+
+/// The code of function `name` as a stack with `overrides` deploys it, and the parameters
+/// the devserver's edge hands its twin.
+fn function_with(name: &str, overrides: &[(&str, &str)]) -> (String, Parameters) {
+    let template = read(DeliveryMode::Redirect, overrides);
+    let distribution = Distribution::read(&template, "Distribution").unwrap();
+    let function = &distribution.functions[name];
+    (function.code.clone(), function.parameters.clone())
 }
 
 /// Runs `code` plus `harness` (which prints one JSON value per line: njs cuts long lines)
@@ -56,8 +65,25 @@ fn run_js(engine: &str, code: &str, cases: &Value, harness: &str) -> Value {
 /// resizer's route, the API), keys private, public and tricky, spelt plainly, encoded,
 /// and with dot or empty segments.
 fn guard_cases() -> Vec<(String, String)> {
-    let prefixes =
-        ["", "300x300/", "x200/", "640x/", "photos/", "a/b/", "x/", "resize/300x300/", "resize/"];
+    let prefixes = [
+        "",
+        "300x300/",
+        "x200/",
+        "640x/",
+        "photos/",
+        "a/b/",
+        "x/",
+        "resize/300x300/",
+        "resize/",
+        // Sizes that name a format are sizes (`/300x300.avif/private/...` is no nested
+        // grant prefix); shapes that only look like one are not.
+        "300x300.avif/",
+        "640x.webp/",
+        "resize/x200.png/",
+        "300x300.av-if/",
+        "300x300.avif.webp/",
+        "x.avif/",
+    ];
     let keys = [
         "private/galleries/demo/a.jpg",
         "private/x.jpg",
@@ -162,6 +188,247 @@ fn the_path_guard_decides_in_node_and_njs_as_the_edges_twin() {
     }
 }
 
+/// Real browsers' `Accept` for images (MDN's list of default Accept values, and what the
+/// browsers send today), then weights, wildcards, spacing and case. Each entry is the
+/// headers sent: none, one, or the header twice.
+const ACCEPTS: [&[&str]; 24] = [
+    // Chrome and Edge.
+    &["image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"],
+    // Firefox 92 and later; Firefox 65 to 91.
+    &["image/avif,image/webp,*/*"],
+    &["image/webp,*/*"],
+    // Safari 16 and later; Safari on Big Sur; older Safari.
+    &["image/webp,image/avif,image/jxl,image/heic,image/x-adobe-dng,image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5"],
+    &["image/webp,image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5"],
+    &["image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5"],
+    // curl, reqwest; no Accept at all; an empty one.
+    &["*/*"],
+    &[],
+    &[""],
+    &["image/jpeg"],
+    &["image/*"],
+    // Refusals and weights.
+    &["image/avif;q=0,image/webp"],
+    &["image/avif;q=0"],
+    &["image/webp;q=0,image/avif;q=0.5"],
+    &["image/avif;q=0.000,image/webp;q=0.001"],
+    &["image/avif;q=1.5,image/webp;q=0.5"],
+    &["image/avif,image/avif;q=0"],
+    &["image/avif;q=0.0001"],
+    // Spacing and case.
+    &["IMAGE/AVIF ; Q=0.5"],
+    &[" image/webp\t;q=1.0 , image/png"],
+    &["image/avif+xml,image/avifs,image/webpx"],
+    &["text/html;level=1;q=0.5, image/webp;level=2;q=0.7"],
+    // Twice: one list.
+    &["image/png", "image/avif"],
+    &["image/jpeg", "image/webp;q=0"],
+];
+
+/// Paths for the negotiation: every prefix (sizes plain and suffixed, the resizer's route,
+/// originals, a size that is not canonical) x keys of every extension, public, private and
+/// encoded x queries (none, a signed URL's, another).
+fn negotiation_cases() -> Vec<(String, String, Vec<String>)> {
+    let prefixes = [
+        "",
+        "300x300/",
+        "640x/",
+        "x200/",
+        "300x300.avif/",
+        "300x300.png/",
+        "640x.webp/",
+        "resize/300x300/",
+        "resize/640x.avif/",
+        "0300x300/",
+        "photos/",
+    ];
+    let keys = [
+        "a.jpg",
+        "p/a.JPG",
+        "a.jpeg",
+        "a.Png",
+        "a.gif",
+        "a.webp",
+        "a.tiff",
+        "a.avif",
+        "a",
+        "a.jpg/b",
+        "private/galleries/demo/a.jpg",
+        "uploads/alice/a.png",
+        "caf%C3%A9.jpg",
+        "a%2Ejpg",
+        "a.%6Apg",
+        "private/galleries/demo/../x/a.jpg",
+        "%70rivate/galleries/demo/a.jpg",
+    ];
+    let queries = ["", "Expires=1&Signature=x&Key-Pair-Id=K", "v=1"];
+    let mut out = Vec::new();
+    for prefix in prefixes {
+        for key in keys {
+            for query in queries {
+                for accept in ACCEPTS {
+                    let accept = accept.iter().map(|a| (*a).to_owned()).collect();
+                    out.push((format!("/{prefix}{key}"), query.to_owned(), accept));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// CloudFront's event with the Accept header (`multiValue` when sent twice); prints the
+/// URI the request goes on with, or `403 {x-refusal}`.
+const NEGOTIATION_HARNESS: &str = r#"
+var answers = cases.map(function (c) {
+  var querystring = {};
+  c[1].split('&').filter(function (p) { return p.length > 0; }).forEach(function (pair) {
+    var eq = pair.indexOf('=');
+    querystring[eq < 0 ? pair : pair.substring(0, eq)] = { value: eq < 0 ? '' : pair.substring(eq + 1) };
+  });
+  var headers = {};
+  if (c[2].length === 1) { headers.accept = { value: c[2][0] }; }
+  if (c[2].length > 1) {
+    headers.accept = { value: c[2][0], multiValue: c[2].map(function (v) { return { value: v }; }) };
+  }
+  var result = handler({ version: '1.0', context: {}, viewer: { ip: '203.0.113.7' },
+    request: { method: 'GET', uri: c[0], querystring: querystring, headers: headers, cookies: {} } });
+  if (result.statusCode === 403) { return '403 ' + result.headers['x-refusal'].value; }
+  return result.uri;
+});
+answers.forEach(function (a) { console.log(JSON.stringify(a)); });
+"#;
+
+#[test]
+fn format_negotiation_decides_in_node_and_njs_as_the_edges_twin_for_every_setting() {
+    let cases = negotiation_cases();
+    let twin = devserver::edge::functions::twin("PathGuardFunction").unwrap();
+    let mut rewritten = std::collections::BTreeSet::new();
+    for negotiation in Negotiation::ALL {
+        let setting = negotiation.to_string();
+        let (code, parameters) =
+            function_with("PathGuardFunction", &[(NEGOTIATION_PARAMETER, setting.as_str())]);
+        assert_eq!(parameters[NEGOTIATION_PARAMETER], setting);
+        let expected: Vec<String> = cases
+            .iter()
+            .map(|(uri, query, accept)| {
+                let mut req = devserver::edge::functions::ViewerRequest {
+                    uri: uri.clone(),
+                    querystring: query
+                        .split('&')
+                        .filter(|p| !p.is_empty())
+                        .map(|p| {
+                            let (n, v) = p.split_once('=').unwrap_or((p, ""));
+                            (n.to_owned(), v.to_owned())
+                        })
+                        .collect(),
+                    headers: accept.iter().map(|a| ("accept".to_owned(), a.clone())).collect(),
+                    added_headers: vec![],
+                    viewer_ip: "203.0.113.7".parse().unwrap(),
+                };
+                match twin(&mut req, &parameters) {
+                    Some(refusal) => format!("403 {}", refusal.headers[2].1),
+                    None => req.uri,
+                }
+            })
+            .collect();
+        let json_cases: Vec<Value> = cases.iter().map(|(u, q, a)| json!([u, q, a])).collect();
+        for engine in ["node", "njs"] {
+            let answers = run_js(engine, &code, &json!(json_cases), NEGOTIATION_HARNESS);
+            let answers: Vec<String> = serde_json::from_value(answers).unwrap();
+            assert_eq!(answers.len(), cases.len());
+            for (((uri, query, accept), answer), want) in cases.iter().zip(&answers).zip(&expected)
+            {
+                assert_eq!(answer, want, "{engine} {setting}: {uri}?{query} Accept {accept:?}");
+            }
+        }
+        for ((uri, _, _), answer) in cases.iter().zip(&expected) {
+            if answer != uri && !answer.starts_with("403") {
+                rewritten.insert((setting.clone(), answer.split('/').nth(1).unwrap().to_owned()));
+            }
+        }
+        if negotiation == Negotiation::Off {
+            assert!(
+                cases.iter().zip(&expected).all(|((uri, ..), a)| a == uri || a.starts_with("403")),
+                "off rewrites nothing"
+            );
+        }
+    }
+    // Every rewrite occurs, so the agreement is not vacuous: AVIF only with avif-webp, WebP
+    // with both; never a format the negotiation does not write.
+    let formats = |setting: &str| -> Vec<String> {
+        let f: std::collections::BTreeSet<String> = rewritten
+            .iter()
+            .filter(|(s, _)| s == setting)
+            .map(|(_, seg)| seg.split_once('.').unwrap().1.to_owned())
+            .collect();
+        f.into_iter().collect()
+    };
+    assert_eq!(formats("avif-webp"), ["avif", "webp"]);
+    assert_eq!(formats("webp"), ["webp"]);
+    assert!(formats("off").is_empty());
+}
+
+#[test]
+fn every_functions_code_fits_cloudfronts_ten_kilobytes_in_every_setting() {
+    for negotiation in Negotiation::ALL {
+        let setting = negotiation.to_string();
+        for name in ["PathGuardFunction", "ViewerAddressFunction"] {
+            let (code, _) = function_with(name, &[(NEGOTIATION_PARAMETER, setting.as_str())]);
+            assert!(code.len() <= 10_240, "{name} ({setting}): {} bytes", code.len());
+            assert!(!code.contains("${"), "{name}: an unfilled ${{...}}");
+        }
+    }
+}
+
+#[test]
+fn a_suffixed_size_of_a_private_key_passes_the_guard_in_node_njs_and_the_twin() {
+    // Without the format in the guard's idea of a size, the key would start at
+    // `300x300.avif/` and hold a grant prefix inside it.
+    let code = function_code("PathGuardFunction");
+    let uri = "/300x300.avif/private/galleries/g/a.jpg";
+    assert_eq!(path_guard(uri, &[]), None);
+    assert_eq!(
+        path_guard("/300x300.av-if/private/galleries/g/a.jpg", &[]),
+        Some("nested-grant-prefix")
+    );
+    for engine in ["node", "njs"] {
+        let answers = run_js(engine, &code, &json!([[uri, ""]]), GUARD_HARNESS);
+        assert_eq!(answers, json!([null]), "{engine}");
+    }
+    assert!(keyspace::is_size_segment("300x300.avif"));
+    assert_eq!(keyspace::check_private_shape(&uri[1..], None), Ok(()));
+}
+
+#[test]
+fn the_image_behaviours_vary_on_accept_exactly_while_negotiation_is_on() {
+    let vary = vec![CustomHeader { name: "Vary".into(), value: "Accept".into(), replace: true }];
+    for mode in MODES {
+        for negotiation in Negotiation::ALL {
+            let setting = negotiation.to_string();
+            let template = read(mode, &[(NEGOTIATION_PARAMETER, setting.as_str())]);
+            let distribution = Distribution::read(&template, "Distribution").unwrap();
+            for b in &distribution.behaviours {
+                let images = b.target != "api";
+                let want =
+                    if images && negotiation != Negotiation::Off { vary.clone() } else { vec![] };
+                assert_eq!(b.response_headers, want, "{mode} {setting}: {}", b.pattern);
+            }
+            assert_eq!(
+                template.resource("VaryOnAcceptPolicy").unwrap().is_some(),
+                negotiation != Negotiation::Off
+            );
+        }
+    }
+    // The devserver's default is the template's.
+    let raw = devserver::cloudformation::yaml_to_json(TEMPLATE).unwrap();
+    let parameter = &raw["Parameters"][NEGOTIATION_PARAMETER];
+    assert_eq!(parameter["Default"], Negotiation::default().to_string());
+    let allowed: Vec<String> = serde_json::from_value(parameter["AllowedValues"].clone()).unwrap();
+    let ours: Vec<String> = Negotiation::ALL.iter().map(ToString::to_string).collect();
+    assert_eq!(allowed, ours);
+    assert_eq!(devserver::Options::new(String::new()).format_negotiation, Negotiation::default());
+}
+
 #[test]
 fn the_viewer_address_function_replaces_whatever_address_the_viewer_sent() {
     let code = function_code("ViewerAddressFunction");
@@ -183,10 +450,11 @@ answers.forEach(function (a) { console.log(JSON.stringify(a)); });
     let mut req = devserver::edge::functions::ViewerRequest {
         uri: "/api/sign-url".into(),
         querystring: vec![],
+        headers: vec![],
         added_headers: vec![],
         viewer_ip: "203.0.113.7".parse().unwrap(),
     };
-    assert!(twin(&mut req).is_none());
+    assert!(twin(&mut req, &Parameters::new()).is_none());
     assert_eq!(req.added_headers, vec![("x-viewer-address".to_owned(), "203.0.113.7".to_owned())]);
 }
 
@@ -335,10 +603,10 @@ async fn a_behaviour_the_devserver_cannot_emulate_stops_it_at_start() {
         1,
     );
     assert_ne!(lambda_edge, TEMPLATE);
-    // A setting the edge does not follow (a response headers policy, say).
+    // A setting the edge does not follow (a managed response headers policy, say).
     let headers_policy = TEMPLATE.replacen(
-        "            CachePolicyId: !Ref ImagesCachePolicy\n",
-        "            CachePolicyId: !Ref ImagesCachePolicy\n            ResponseHeadersPolicyId: 67f7725c-6f97-4210-82d7-5512b31e9d03\n",
+        "ResponseHeadersPolicyId: !If [Negotiates, !Ref VaryOnAcceptPolicy, !Ref AWS::NoValue]",
+        "ResponseHeadersPolicyId: 67f7725c-6f97-4210-82d7-5512b31e9d03",
         1,
     );
     assert_ne!(headers_policy, TEMPLATE);

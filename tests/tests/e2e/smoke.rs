@@ -121,7 +121,7 @@ async fn every_check_passes(mode: DeliveryMode) {
             .extend([(names::KEY_ENCODING, Outcome::Skip), (names::RESIZE_PRIVATE, Outcome::Skip)]),
     }
     assert_rows(&report, &expected);
-    assert_eq!(report.rows().len(), 23, "{}", report.table());
+    assert_eq!(report.rows().len(), 24, "{}", report.table());
     if mode == DeliveryMode::Redirect {
         let seen = &report.row(names::KEY_ENCODING).unwrap().seen;
         assert!(seen.contains("percent-encoded once; set RedirectKeyEncoding=once"), "{seen}");

@@ -293,18 +293,33 @@ fn the_resizer_reads_anything_and_creates_only_derivatives_of_the_allowed_sizes(
     for (sizes, allowed, refused) in [
         (
             "200x200,300x300,320x,640x,1024x,1280x",
-            vec!["300x300/photos/cat.jpg", "640x/a/b.png", "1280x/x.jpg"],
+            vec![
+                "300x300/photos/cat.jpg",
+                "640x/a/b.png",
+                "1280x/x.jpg",
+                // A size with its format (the edge's negotiation, explicit formats).
+                "300x300.avif/photos/cat.jpg",
+                "640x.webp/a/b.png",
+            ],
             vec![
                 "photos/cat.jpg",
                 "300x301/a.jpg",
                 "300x3000/a.jpg",
                 "640x640/a.jpg",
                 "x640/a.jpg",
+                "300x301.avif/a.jpg",
+                "300x300avif/a.jpg",
+                "300x3000.webp/a.jpg",
+                "300x300.avif",
             ],
         ),
         // One size: the other fifteen slots name it again, not a filler folder such as 0x0/,
         // which an original may live in.
-        ("x200", vec!["x200/a.jpg"], vec!["200x200/a.jpg", "a.jpg", "0x0/a.jpg"]),
+        (
+            "x200",
+            vec!["x200/a.jpg", "x200.webp/a.jpg"],
+            vec!["200x200/a.jpg", "a.jpg", "0x0/a.jpg", "x2000.webp/a.jpg"],
+        ),
         // Empty: any size, so any key; writes stay create-only.
         ("", vec!["300x300/a.jpg", "photos/a.jpg"], vec![]),
     ] {
@@ -604,6 +619,9 @@ fn the_events_function_runs_the_events_binary_with_the_resizers_limits_and_its_o
             "MAX_DIMENSION",
             "MAX_SOURCE_BYTES",
             "MAX_SOURCE_PIXELS",
+            "MAX_SOURCE_FRAMES",
+            "MAX_SOURCE_ANIMATION_PIXELS",
+            "ALLOWED_FORMATS",
             "DERIVATIVE_CACHE_CONTROL",
             "RUST_LOG",
         ] {
@@ -635,10 +653,16 @@ fn the_events_function_deletes_only_allowed_sizes_and_uploads_and_creates_only_a
     for (sizes, sized, refused) in [
         (
             "200x200,300x300,320x,640x,1024x,1280x",
-            vec!["300x300/photos/cat.jpg", "640x/a/b.png", "1280x/uploads/u/x.jpg"],
-            vec!["300x301/a.jpg", "640x640/a.jpg", "x640/a.jpg"],
+            vec![
+                "300x300/photos/cat.jpg",
+                "640x/a/b.png",
+                "1280x/uploads/u/x.jpg",
+                "300x300.avif/photos/cat.jpg",
+                "1280x.webp/uploads/u/x.jpg",
+            ],
+            vec!["300x301/a.jpg", "640x640/a.jpg", "x640/a.jpg", "300x301.avif/a.jpg"],
         ),
-        ("x200", vec!["x200/a.jpg"], vec!["200x200/a.jpg"]),
+        ("x200", vec!["x200/a.jpg", "x200.png/a.jpg"], vec!["200x200/a.jpg", "200x200.png/a.jpg"]),
         // Sixteen, the most: every slot holds a size.
         (
             "1x,2x,3x,4x,5x,6x,7x,8x,9x,10x,11x,12x,13x,14x,15x,16x",
@@ -689,7 +713,8 @@ fn the_events_function_deletes_only_allowed_sizes_and_uploads_and_creates_only_a
         let writable_arns = rendered_arns(&write["Resource"], sizes);
         assert_eq!(writable_arns, rendered_arns(&resizer_write["Resource"], sizes), "{sizes:?}");
         if !sizes.is_empty() {
-            assert_eq!(writable_arns.len(), 16, "{sizes:?}");
+            // Each of the 16 slots as written and with a format.
+            assert_eq!(writable_arns.len(), 32, "{sizes:?}");
             for key in &sized {
                 assert!(writable(&writable_arns, key), "{sizes:?}: {key} should be writable");
             }
@@ -726,7 +751,7 @@ fn the_events_function_deletes_only_allowed_sizes_and_uploads_and_creates_only_a
         // uploads/ grant.
         let uploads = "arn:aws:s3:::images/uploads/*".to_owned();
         assert_eq!(deletable_arns.iter().filter(|a| **a == uploads).count(), 1);
-        let expected_slots = if sizes.is_empty() { 0 } else { 16 };
+        let expected_slots = if sizes.is_empty() { 0 } else { 32 };
         assert_eq!(deletable_arns.len(), expected_slots + 1, "{sizes:?}: {deletable_arns:?}");
         if !sizes.is_empty() {
             // The size slots are the write grant's.
@@ -1290,4 +1315,63 @@ fn the_devserver_does_not_emulate_a_web_acl_so_it_refuses_a_distribution_with_on
     let on = read(DeliveryMode::Redirect, &[("WafRateLimit", "2000")]);
     let refused = Distribution::read(&on, "Distribution").expect_err("a web ACL is not emulated");
     assert!(refused.to_string().contains("WebACLId"), "{refused}");
+}
+
+#[test]
+fn every_resizer_and_events_variable_reaches_the_devserver_and_the_functions() {
+    // What the devserver sets itself, or what only a deployed function has.
+    let own = ["BUCKET", "DELIVERY_MODE", "ORIGIN_VERIFY_SECRET", "RUST_LOG", "DISTRIBUTION_ID"];
+    for mode in e2e::MODES {
+        let template = read(mode, &[]);
+        for function in ["ResizerFunction", "EventsFunction"] {
+            let env = &resource(&template, function)["Properties"]["Environment"]["Variables"];
+            for name in env.as_object().unwrap().keys() {
+                if !own.contains(&name.as_str()) {
+                    assert!(
+                        devserver::RESIZER_VARS.contains(&name.as_str()),
+                        "{function}'s {name} is not in devserver::RESIZER_VARS"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_image_limits_and_formats_reach_both_functions_from_their_parameters() {
+    let raw = raw();
+    for (var, param, default) in [
+        ("MAX_SOURCE_FRAMES", "MaxSourceFrames", json!(500)),
+        ("MAX_SOURCE_ANIMATION_PIXELS", "MaxSourceAnimationPixels", json!(100_000_000)),
+    ] {
+        assert_eq!(raw["Parameters"][param]["Default"], default, "{param}");
+        for function in ["ResizerFunction", "EventsFunction"] {
+            let env = &raw["Resources"][function]["Properties"]["Environment"]["Variables"];
+            assert_eq!(env[var], json!({"!Ref": param}), "{function} {var}");
+        }
+    }
+    // AllowedFormats: a list of the grammar's spellings (empty: all), joined as the
+    // resizer reads ALLOWED_FORMATS.
+    let formats = &raw["Parameters"]["AllowedFormats"];
+    assert_eq!(formats["Type"], "CommaDelimitedList");
+    assert_eq!(formats["Default"], "");
+    assert_eq!(formats["AllowedValues"], json!(["", "avif", "webp", "jpeg", "png", "gif"]));
+    for function in ["ResizerFunction", "EventsFunction"] {
+        let env = &raw["Resources"][function]["Properties"]["Environment"]["Variables"];
+        assert_eq!(env["ALLOWED_FORMATS"], json!({"!Join": [",", {"!Ref": "AllowedFormats"}]}));
+    }
+    for value in ["", "avif,webp", "jpeg,png,gif,webp,avif"] {
+        assert!(resizer::config::parse_formats(value).is_ok(), "{value:?}");
+    }
+    // The formats negotiation writes must be allowed: a rule says so before a deploy.
+    let rule = &raw["Rules"]["NegotiatedFormatsAreAllowed"]["Assertions"];
+    let text = rule.to_string();
+    for needle in [
+        r#"{"!Contains":[{"!Ref":"AllowedFormats"},"webp"]}"#,
+        r#"{"!Contains":[{"!Ref":"AllowedFormats"},"avif"]}"#,
+        r#"{"!Contains":[{"!Ref":"AllowedFormats"},""]}"#,
+        r#"{"!Equals":[{"!Ref":"FormatNegotiation"},"off"]}"#,
+    ] {
+        assert!(text.contains(needle), "{needle} in {text}");
+    }
 }
