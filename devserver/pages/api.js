@@ -57,9 +57,13 @@ export function keyPath(key) {
   return key.split('/').map(encodeURIComponent).join('/');
 }
 
-/** `/{size}/{key}`, the sized path the resizer creates on a miss. */
-export function sized(size, key) {
-  return `/${size}/${keyPath(key)}`;
+/**
+ * `/{size}/{key}`, the sized path the resizer creates on a miss; with a `format` (`avif`,
+ * `webp`, `jpeg`, `png`, `gif`), `/{size}.{format}/{key}`, that format whatever the browser
+ * accepts. Without one, the edge picks the format from the request's `Accept`.
+ */
+export function sized(size, key, format) {
+  return `/${format ? `${size}.${format}` : size}/${keyPath(key)}`;
 }
 
 /** S3's XML error (`<Error><Code>..</Code><Message>..</Message>`) as a Refusal. */
@@ -132,13 +136,35 @@ export async function diagnose(path) {
   return s3Refusal(resp.status, text);
 }
 
-/** An <img> that records how it ended in data-state (loaded / failed), for people and tests. */
-export function image(path, attrs = {}) {
+/**
+ * An <img> that records how it ended in data-state (loaded / failed), for people and tests.
+ * With `parent`, it is appended there before its `src` is set: in a <picture>, the browser
+ * then chooses among the sources at once instead of starting on the fallback.
+ */
+export function image(path, attrs = {}, parent = null) {
   const img = document.createElement('img');
   for (const [name, value] of Object.entries(attrs)) img.setAttribute(name, value);
   img.dataset.state = 'loading';
   img.addEventListener('load', () => { img.dataset.state = 'loaded'; });
   img.addEventListener('error', () => { img.dataset.state = 'failed'; });
+  parent?.append(img);
   img.src = path;
   return img;
+}
+
+/**
+ * `<picture>` with one `<source type srcset>` per `{ type, srcset }` in `sources`, in order
+ * (the browser takes the first type it can decode), and `image(fallback, attrs)` last for
+ * browsers that take none of them. Returns the picture and its <img>.
+ */
+export function picture(sources, fallback, attrs = {}) {
+  const element = document.createElement('picture');
+  for (const { type, srcset, sizes } of sources) {
+    const source = document.createElement('source');
+    source.type = type;
+    source.srcset = srcset;
+    if (sizes) source.sizes = sizes;
+    element.append(source);
+  }
+  return { picture: element, img: image(fallback, attrs, element) };
 }

@@ -12,6 +12,9 @@ const artifacts = process.env.ARTIFACTS;
 const input = JSON.parse(process.env.SCENARIO_INPUT ?? '{}');
 const scenario = process.argv[2];
 const TIMEOUT = 60_000;
+// How long a page's images may take to finish loading: each is an AVIF made on its first
+// request (seconds each on a busy machine, the 1024 px ones a minute).
+const READY_TIMEOUT = 420_000;
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -27,16 +30,72 @@ const browser = await chromium.launch({
   ],
 });
 
-/** A fresh context (own cache and cookies) at a viewport width, device pixel ratio 1. */
-async function open(path, width = 1280) {
-  const context = await browser.newContext({ viewport: { width, height: 900 }, deviceScaleFactor: 1 });
+/**
+ * A fresh context (own cache and cookies) at a viewport width, device pixel ratio 1, with
+ * `options` for the context (for example `extraHTTPHeaders`). `page.loads()` resolves to
+ * every image request's chain of responses (see recordImages).
+ */
+async function open(path, width = 1280, options = {}) {
+  const context = await browser.newContext({ viewport: { width, height: 900 }, deviceScaleFactor: 1, ...options });
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.errors = errors;
-  await page.goto(base + path);
+  page.loads = recordImages(page);
+  // Not until "load": that waits for every image, and a first AVIF can take seconds on a
+  // busy machine; each scenario waits for the page's own readiness marks instead.
+  await page.goto(base + path, { waitUntil: 'domcontentloaded' });
   return page;
+}
+
+/**
+ * Records each image request the page makes (`<img>`, `<picture>`: resource type "image";
+ * not the page's own fetch calls) as one load: the path asked for, the `Accept` the browser
+ * sent, and every response of its redirect chain in order (path, status, Content-Type,
+ * Vary, Location). Returns a function resolving to the loads recorded so far.
+ */
+function recordImages(page) {
+  const loads = new Map();
+  const pending = [];
+  page.on('response', (response) => {
+    const request = response.request();
+    if (request.resourceType() !== 'image') return;
+    pending.push((async () => {
+      let first = request;
+      let depth = 0;
+      while (first.redirectedFrom()) {
+        first = first.redirectedFrom();
+        depth += 1;
+      }
+      if (!loads.has(first)) {
+        loads.set(first, { path: new URL(first.url()).pathname, accept: null, hops: [] });
+      }
+      const load = loads.get(first);
+      const headers = await response.allHeaders();
+      const accept = await request.headerValue('accept');
+      if (depth === 0) load.accept = accept;
+      load.hops.push({
+        depth,
+        path: new URL(response.url()).pathname,
+        accept,
+        status: response.status(),
+        type: headers['content-type'] ?? null,
+        vary: headers.vary ?? null,
+        location: headers.location ?? null,
+      });
+    })());
+  });
+  return async () => {
+    await Promise.all(pending);
+    return [...loads.values()].map((load) => ({ ...load, hops: load.hops.sort((a, b) => a.depth - b.depth) }));
+  };
+}
+
+/** The `Accept` the page's image requests were sent with (the first recorded), or null. */
+async function imageAccept(page) {
+  if (!page.loads) return null;
+  return (await page.loads()).find((load) => load.accept)?.accept ?? null;
 }
 
 async function shot(page, name) {
@@ -45,9 +104,14 @@ async function shot(page, name) {
   return path;
 }
 
-/** Every <img> in `selector`: how it ended, what it asked for, and the decoded pixels. */
-function images(page, selector = 'img') {
-  return page.$$eval(selector, async (imgs) => Promise.all(imgs.map(async (img) => {
+/**
+ * Every <img> in `selector`: how it ended, what it asked for, and the decoded pixels. The
+ * pixels are fetched again with the `Accept` the page's images were sent with, so the edge
+ * answers with the variant the <img> got (a fetch's own Accept, any type, would make another).
+ */
+async function images(page, selector = 'img') {
+  const accept = await imageAccept(page);
+  return page.$$eval(selector, async (imgs, accept) => Promise.all(imgs.map(async (img) => {
     const out = {
       src: img.getAttribute('src'),
       current: img.currentSrc ? new URL(img.currentSrc).pathname : null,
@@ -58,7 +122,54 @@ function images(page, selector = 'img') {
     // The resource's own pixels, whatever density srcset gave the element (same origin
     // only: the website endpoint sends no CORS headers, as an S3 website has none).
     if (img.currentSrc && img.naturalWidth > 0 && new URL(img.currentSrc).origin === location.origin) {
-      const resp = await fetch(img.currentSrc);
+      const resp = await fetch(img.currentSrc, accept ? { headers: { accept } } : {});
+      const bitmap = await createImageBitmap(await resp.blob());
+      out.decoded = [bitmap.width, bitmap.height];
+    }
+    return out;
+  })), accept);
+}
+
+/**
+ * The gallery's every <img> by its part of the page (`hero`, `thumb`, `picture`: the
+ * explicit-format <picture>, `negotiated`: the plain <img> beside it): the key, what it
+ * asked for and chose, how it ended, whether `decode()` resolved, and its pixels (the
+ * element's intrinsic size and a bitmap made from the element itself, no second request).
+ */
+function galleryImages(page) {
+  return page.$$eval('img', async (imgs) => Promise.all(imgs.map(async (img) => {
+    const role = img.closest('.negotiated') ? 'negotiated'
+      : img.closest('picture') ? 'picture'
+        : img.closest('#grid') ? 'thumb' : 'hero';
+    const current = img.currentSrc ? new URL(img.currentSrc).pathname : null;
+    const out = {
+      role,
+      key: current && current.split('/').slice(2).map(decodeURIComponent).join('/'),
+      src: img.getAttribute('src'),
+      current,
+      state: img.dataset.state ?? null,
+      natural: [img.naturalWidth, img.naturalHeight],
+      decode: await img.decode().then(() => 'resolved', (e) => `rejected: ${e}`),
+      caption: img.closest('figure')?.querySelector('.chosen')?.textContent ?? null,
+    };
+    if (img.naturalWidth > 0) {
+      const bitmap = await createImageBitmap(img);
+      out.bitmap = [bitmap.width, bitmap.height];
+    }
+    return out;
+  })));
+}
+
+/**
+ * Every `<source>` of the gallery's pictures, fetched from the page as the browser would
+ * fetch it if it took that type: the status, Content-Type and decoded size of the answer.
+ */
+function probeSources(page) {
+  return page.$$eval('picture source', async (sources) => Promise.all(sources.map(async (source) => {
+    const path = new URL(source.srcset, location.href).pathname;
+    const resp = await fetch(path, { headers: { accept: source.type } });
+    const out = { type: source.type, path, status: resp.status, answered: resp.headers.get('content-type') };
+    if (resp.ok) {
       const bitmap = await createImageBitmap(await resp.blob());
       out.decoded = [bitmap.width, bitmap.height];
     }
@@ -74,7 +185,7 @@ const scenarios = {
     const query = input.images ? `?images=${input.images.join(',')}` : '';
     for (const width of input.widths) {
       const page = await open(`/pages/gallery.html${query}`, width);
-      await page.waitForSelector('body[data-ready]');
+      await page.waitForSelector('body[data-ready]', { timeout: READY_TIMEOUT });
       result.viewports.push({
         width,
         heroes: await images(page, '#photos img'),
@@ -89,19 +200,48 @@ const scenarios = {
     // The snippet on another site (an about:blank document): its absolute URLs load.
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const other = await context.newPage();
-    await other.setContent(result.snippet);
-    await other.waitForFunction(() => [...document.images].every((i) => i.complete), null, { timeout: TIMEOUT });
+    await other.setContent(result.snippet, { waitUntil: 'domcontentloaded' });
+    await other.waitForFunction(() => [...document.images].every((i) => i.complete), null, { timeout: READY_TIMEOUT });
     result.snippetImages = await images(other);
     await context.close();
     return result;
+  },
+
+  // The gallery's AVIF and WebP: one visit by Chromium as it is (its own image Accept, every
+  // size made on this first request), a second by a new visitor (a fresh context: every
+  // size is in the bucket and the edge's cache), and a third by a browser whose image
+  // requests accept only JPEG (every request's Accept replaced by the context's headers).
+  async formats() {
+    const query = `?images=${input.images.join(',')}`;
+    const visit = async (name, options = {}) => {
+      const page = await open(`/pages/gallery.html${query}`, input.width, options);
+      await page.waitForSelector('body[data-ready]', { timeout: READY_TIMEOUT });
+      // Every response event delivered (the load events can overtake them).
+      await page.waitForLoadState('networkidle');
+      const out = {
+        images: await galleryImages(page),
+        loads: await page.loads(),
+        status: await text(page, '#status'),
+        errors: page.errors,
+        screenshot: await shot(page, `formats-${name}`),
+      };
+      if (name === 'first') out.sources = await probeSources(page);
+      await page.context().close();
+      return out;
+    };
+    return {
+      first: await visit('first'),
+      again: await visit('again'),
+      jpegOnly: await visit('jpeg-only', { extraHTTPHeaders: { accept: 'image/jpeg' } }),
+    };
   },
 
   async private() {
     const page = await open('/pages/private.html');
     const errors = page.errors;
     const phaseOf = async (page, name) => {
-      await page.waitForSelector('body[data-ready]');
-      await page.waitForFunction(() => !document.querySelector('img[data-state="failed"]') || document.getElementById('message').textContent);
+      await page.waitForSelector('body[data-ready]', { timeout: READY_TIMEOUT });
+      await page.waitForFunction(() => !document.querySelector('img[data-state="failed"]') || document.getElementById('message').textContent, null, { timeout: READY_TIMEOUT });
       return {
         images: await images(page, '#images img'),
         message: await text(page, '#message'),
@@ -155,7 +295,7 @@ const scenarios = {
       await page.waitForSelector('body[data-outcome]');
       const outcome = await page.evaluate(() => document.body.dataset.outcome);
       if (outcome === 'uploaded') {
-        await page.waitForFunction(() => [...document.querySelectorAll('#result img')].every((i) => i.dataset.state !== 'loading'));
+        await page.waitForFunction(() => [...document.querySelectorAll('#result img')].every((i) => i.dataset.state !== 'loading'), null, { timeout: READY_TIMEOUT });
       }
       attempts.push({
         name: file.name,

@@ -1,7 +1,8 @@
 //! The demo pages in a real browser: Debian's headless Chromium, driven by playwright-core
 //! (`tests/browser/pages.mjs`), against a stack started here. The script reports what the
 //! browser saw as JSON; the assertions are made here, on that report and on the bucket.
-//! Screenshots of every page go to `target/browser-artifacts/{test}/`.
+//! Screenshots of every page, and each scenario's report, go to
+//! `target/browser-artifacts/{test}-{mode}/`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,7 +30,8 @@ async fn browse(stack: &Stack, scenario: &str, name: &str, input: Value) -> Valu
         Path::new(BROWSER_DIR).join("node_modules/playwright-core").is_dir(),
         "playwright-core is not installed in tests/browser: run scripts/setup"
     );
-    let dir = artifacts(name);
+    // One folder per mode too: a test's two modes run at once, and each empties its own.
+    let dir = artifacts(&format!("{name}-{}", stack.delivery()));
     let run = tokio::process::Command::new("node")
         .arg("pages.mjs")
         .arg(scenario)
@@ -40,15 +42,19 @@ async fn browse(stack: &Stack, scenario: &str, name: &str, input: Value) -> Valu
         .env("SCENARIO_INPUT", input.to_string())
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(240), run)
+    // Generous: the galleries' first visits make every size as AVIF, which takes minutes
+    // when the machine is busy (the script's own waits end sooner, with what was missing).
+    let out = tokio::time::timeout(Duration::from_secs(900), run)
         .await
-        .unwrap_or_else(|_| panic!("{scenario}: the browser did not finish in 240 s"))
+        .unwrap_or_else(|_| panic!("{scenario}: the browser did not finish in 900 s"))
         .unwrap_or_else(|e| panic!("cannot run node ({e}); scripts/setup installs it"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{scenario} failed:\n{stdout}\n{stderr}");
     println!("{scenario}: screenshots in {}", dir.display());
     let last = stdout.lines().last().unwrap_or_default();
+    // The report beside the screenshots, to read what the browser saw when a test passes.
+    std::fs::write(dir.join(format!("{scenario}.json")), last).unwrap();
     serde_json::from_str(last).unwrap_or_else(|e| panic!("{scenario}: not JSON ({e}):\n{stdout}"))
 }
 
@@ -56,6 +62,31 @@ async fn browse(stack: &Stack, scenario: &str, name: &str, input: Value) -> Valu
 fn dims(value: &Value) -> (u64, u64) {
     (value[0].as_u64().unwrap(), value[1].as_u64().unwrap())
 }
+
+/// The width and height an AVIF file declares (its `ispe` property), if it is one (`ftyp`
+/// brand `avif` or `avis`). The test crate's image decoder has no AVIF; the pixels are
+/// checked decoded in the browser.
+fn avif_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.get(4..8)? != b"ftyp" || !matches!(bytes.get(8..12)?, b"avif" | b"avis") {
+        return None;
+    }
+    let at = bytes.windows(4).position(|w| w == b"ispe")?;
+    // The box type, then version and flags (4 bytes), then width and height (big-endian).
+    let field = |from: usize| Some(u32::from_be_bytes(bytes.get(from..from + 4)?.try_into().ok()?));
+    Some((field(at + 8)?, field(at + 12)?))
+}
+
+/// True when a `Vary` header value names `Accept`.
+fn varies_on_accept(vary: &Value) -> bool {
+    vary.as_str()
+        .is_some_and(|v| v.split(',').any(|name| name.trim().eq_ignore_ascii_case("accept")))
+}
+
+/// The resizer's budget per resize for the pages' stacks, raised from 10 s (a Lambda's) to
+/// 5 minutes: Chromium's Accept makes every size a page shows an AVIF, a gallery's first
+/// visit makes a dozen at once, and one 640 px AVIF alone can take more than 10 s on this
+/// machine's two cores, shared with the tests running beside it.
+const BUDGET: (&str, &str) = ("RESIZE_BUDGET_MS", "300000");
 
 /// A PNG original, portrait, wider than the largest width offered (the resizer never
 /// upscales `Wx`, so a narrower original would come back narrower than asked).
@@ -74,7 +105,7 @@ in_both_modes!(
     multi_thread
 );
 async fn public_gallery(mode: DeliveryMode) {
-    let stack = Stack::start_in(mode, &[]).await;
+    let stack = Stack::start_in(mode, &[BUDGET]).await;
     stack.put("photos/portrait.png", portrait_png(), "image/png").await;
     let keys = ["samples/seeding.jpg", "photos/portrait.png"];
     let sizes = ["320x", "640x", "1024x", "200x200"];
@@ -114,19 +145,25 @@ async fn public_gallery(mode: DeliveryMode) {
             assert_eq!(dims(&thumb["natural"]), (200, 200), "{width}: {thumb}");
             assert_eq!(dims(&thumb["decoded"]), (200, 200), "{width}: {thumb}");
         }
-        assert_eq!(viewport["status"], "4 of 4 images loaded");
+        // The four above and the AVIF/WebP section's two per original (its own test).
+        assert_eq!(viewport["status"], "8 of 8 images loaded");
     }
-    // What the browser made exists in the bucket, at the size its name promises.
+    // What the browser made exists in the bucket, at the size its name promises, as AVIF:
+    // Chromium's Accept names it, so the edge asked for `{size}.avif/{key}` before the
+    // cache, and nothing was made in the original's format.
     for key in keys {
         for size in sizes {
-            let stored = format!("{size}/{key}");
-            let (body, _, _) = stack.get(&stored).await.unwrap_or_else(|| panic!("{stored}"));
-            let (_, w, h) = e2e::inspect(&body);
+            let stored = format!("{size}.avif/{key}");
+            let (body, content_type, _) =
+                stack.get(&stored).await.unwrap_or_else(|| panic!("{stored}"));
+            assert_eq!(content_type.as_deref(), Some("image/avif"), "{stored}");
+            let (w, h) = avif_size(&body).unwrap_or_else(|| panic!("{stored} is not AVIF"));
             let want_w: u32 = size.split('x').next().unwrap().parse().unwrap();
             assert_eq!(w, want_w, "{stored}");
             if size == "200x200" {
                 assert_eq!(h, 200, "{stored}");
             }
+            assert!(stack.get(&format!("{size}/{key}")).await.is_none(), "{size}/{key}");
         }
     }
     // The snippet is absolute, so it works pasted into another site.
@@ -138,12 +175,174 @@ async fn public_gallery(mode: DeliveryMode) {
         )),
         "{snippet}"
     );
+    assert!(
+        snippet.contains(&format!(
+            "<source type=\"image/avif\"\n          srcset=\"{origin}/320x.avif/samples/seeding.jpg 320w, {origin}/640x.avif/samples/seeding.jpg 640w, {origin}/1024x.avif/samples/seeding.jpg 1024w\""
+        )),
+        "{snippet}"
+    );
     let pasted = report["snippetImages"].as_array().unwrap();
-    assert_eq!(pasted.len(), 2, "{snippet}");
+    assert_eq!(pasted.len(), 3, "{snippet}");
     assert_eq!(pasted[0]["current"], "/1024x/samples/seeding.jpg", "{pasted:?}");
     // (Another origin may not read the pixels; at a density of 1, naturalWidth is theirs.)
     assert_eq!(dims(&pasted[0]["natural"]).0, 1024);
     assert_eq!(dims(&pasted[1]["natural"]), (200, 200));
+    // The <picture>: Chromium takes the AVIF source's 1024 px width.
+    assert_eq!(pasted[2]["current"], "/1024x.avif/samples/seeding.jpg", "{pasted:?}");
+    assert_eq!(dims(&pasted[2]["natural"]).0, 1024);
+}
+
+in_both_modes!(
+    gallery_pictures_get_avif_by_type_plain_imgs_by_accept_and_jpeg_only_browsers_get_jpeg,
+    gallery_formats,
+    multi_thread
+);
+async fn gallery_formats(mode: DeliveryMode) {
+    let stack = Stack::start_in(mode, &[BUDGET]).await;
+    stack.put("photos/portrait.png", portrait_png(), "image/png").await;
+    // Each original: its type, and its size at `480x` (the sample is 16:9).
+    let originals = [
+        ("samples/seeding.jpg", "image/jpeg", (480, 270)),
+        ("photos/portrait.png", "image/png", (480, 640)),
+    ];
+    let original = |key: &str| {
+        *originals.iter().find(|o| o.0 == key).unwrap_or_else(|| panic!("unexpected key {key}"))
+    };
+    // The narrowest layout: its heroes are the 320 px width, the cheapest AVIF to make.
+    let input = json!({ "images": originals.map(|o| o.0), "width": 352 });
+    let report = browse(&stack, "formats", "gallery-formats", input).await;
+
+    // `first`: Chromium, every size new; `again`: a new visitor, every size a hit;
+    // `jpegOnly`: a browser whose image requests say `Accept: image/jpeg`.
+    for visit in ["first", "again", "jpegOnly"] {
+        let seen = &report[visit];
+        assert_eq!(seen["errors"], json!([]), "{visit}: script errors");
+        assert_eq!(seen["status"], "8 of 8 images loaded", "{visit}");
+        let loads = seen["loads"].as_array().unwrap();
+        // What the browser sent: Chromium names AVIF and WebP in every image request's
+        // Accept (156 sends `image/jxl,image/avif,image/webp,image/apng,...`); the third
+        // visit's requests carried only JPEG.
+        for load in loads {
+            let accept = load["accept"].as_str().unwrap_or_else(|| panic!("{visit}: {load}"));
+            if visit == "jpegOnly" {
+                assert_eq!(accept, "image/jpeg", "{visit}: {load}");
+            } else {
+                assert!(
+                    accept.contains("image/avif") && accept.contains("image/webp"),
+                    "{visit}: {load}"
+                );
+            }
+        }
+        let images = seen["images"].as_array().unwrap();
+        assert_eq!(images.len(), 8, "{visit}: {images:?}");
+        for img in images {
+            let role = img["role"].as_str().unwrap();
+            let key = img["key"].as_str().unwrap_or_else(|| panic!("{visit}: {img}"));
+            let (_, original_type, size) = original(key);
+            assert_eq!(img["state"], "loaded", "{visit}: {img}");
+            assert_eq!(img["decode"], "resolved", "{visit}: {img}");
+            // The path the element loaded, and the pixels it must have (the heroes: the
+            // width the 352 px viewport picks; their height follows the original).
+            let (path, want) = match role {
+                "hero" => (format!("/320x/{key}"), (320, 0)),
+                "thumb" => (format!("/200x200/{key}"), (200, 200)),
+                "picture" => (format!("/480x.avif/{key}"), size),
+                "negotiated" => (format!("/480x/{key}"), size),
+                other => panic!("unexpected role {other}"),
+            };
+            assert_eq!(img["current"], path.as_str(), "{visit}: {img}");
+            for pixels in [&img["natural"], &img["bitmap"]] {
+                let (w, h) = dims(pixels);
+                assert_eq!((w, if want.1 == 0 { 0 } else { h }), want, "{visit}: {img}");
+            }
+            // How its request ended: the last response of its chain.
+            let load = loads
+                .iter()
+                .find(|l| l["path"] == path.as_str())
+                .unwrap_or_else(|| panic!("{visit}: no request for {path}: {loads:?}"));
+            let hops = load["hops"].as_array().unwrap();
+            let last = hops.last().unwrap();
+            assert_eq!(last["status"], 200, "{visit}: {load}");
+            // The <picture> gets AVIF because Chromium decodes AVIF, whatever it accepts:
+            // an explicit format is never rewritten. The plain paths follow Accept: AVIF
+            // for Chromium, the original's own format for the JPEG-only browser.
+            let want_type = match (visit, role) {
+                (_, "picture") => "image/avif",
+                ("jpegOnly", _) => original_type,
+                _ => "image/avif",
+            };
+            assert_eq!(last["type"], want_type, "{visit} {role}: {load}");
+            if role == "picture" {
+                continue;
+            }
+            // Every answer to the plain path itself says it depends on Accept.
+            for hop in hops.iter().filter(|h| h["path"] == path.as_str() && h["status"] == 200) {
+                assert!(varies_on_accept(&hop["vary"]), "{visit} {role}: no Vary: Accept: {load}");
+            }
+            if visit == "again" {
+                // A new visitor's plain path is a hit on the AVIF the first visit made:
+                // one answer, no redirect (the edge rewrote before the cache).
+                assert_eq!(hops.len(), 1, "{visit} {role}: {load}");
+            } else if visit == "first" && hops.len() > 1 {
+                // Made on this request (redirect mode): the chain went by the AVIF's key.
+                let segment = path.split('/').nth(1).unwrap();
+                assert_eq!(last["path"], format!("/{segment}.avif/{key}"), "{visit}: {load}");
+            }
+        }
+        // Its captions say what was chosen.
+        let caption = |role: &str| {
+            images
+                .iter()
+                .find(|i| i["role"] == role)
+                .and_then(|i| i["caption"].as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(
+            caption("picture").starts_with("The browser chose 480x.avif"),
+            "{visit}: {}",
+            caption("picture")
+        );
+        let type_named = if visit == "jpegOnly" { "image/jpeg" } else { "image/avif" };
+        assert!(
+            caption("negotiated").starts_with(&format!("The edge sent {type_named}")),
+            "{visit}: {}",
+            caption("negotiated")
+        );
+    }
+
+    // Every source of the pictures, fetched as a browser that takes its type: the WebP
+    // source (Chromium never takes it, AVIF comes first) answers WebP, decoded at its size.
+    let sources = report["first"]["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 2 * originals.len(), "{sources:?}");
+    for source in sources {
+        let path = source["path"].as_str().unwrap();
+        let key = path.splitn(3, '/').nth(2).unwrap();
+        let (_, _, size) = original(key);
+        assert_eq!(source["status"], 200, "{source}");
+        assert_eq!(source["answered"], source["type"], "{source}");
+        assert_eq!(dims(&source["decoded"]), size, "{source}");
+    }
+
+    // In the bucket: the AVIF and the WebP the keys name, at their size, and at most three
+    // variants of the size per original (AVIF, WebP, the JPEG-only browser's).
+    let all = stack.keys().await;
+    for (key, _, (w, h)) in originals {
+        let size = (w as u32, h as u32);
+        let avif = format!("480x.avif/{key}");
+        let (body, content_type, _) = stack.get(&avif).await.unwrap_or_else(|| panic!("{avif}"));
+        assert_eq!(content_type.as_deref(), Some("image/avif"), "{avif}");
+        assert_eq!(avif_size(&body), Some(size), "{avif}");
+        let webp = format!("480x.webp/{key}");
+        let (body, content_type, _) = stack.get(&webp).await.unwrap_or_else(|| panic!("{webp}"));
+        assert_eq!(content_type.as_deref(), Some("image/webp"), "{webp}");
+        assert_eq!(e2e::inspect(&body), (image::ImageFormat::WebP, size.0, size.1), "{webp}");
+        let variants: Vec<&String> = all
+            .iter()
+            .filter(|k| k.starts_with("480x") && k.ends_with(&format!("/{key}")))
+            .collect();
+        assert!(variants.len() <= 3, "{variants:?}");
+    }
 }
 
 in_both_modes!(
@@ -152,7 +351,7 @@ in_both_modes!(
     multi_thread
 );
 async fn private_gallery(mode: DeliveryMode) {
-    let stack = Stack::start_in(mode, &[]).await;
+    let stack = Stack::start_in(mode, &[BUDGET]).await;
     let report = browse(&stack, "private", "private-gallery", json!({})).await;
     assert_eq!(report["errors"], json!([]));
     let expect_failed = |phase: &str| {
@@ -184,7 +383,10 @@ async fn private_gallery(mode: DeliveryMode) {
         assert_eq!(img["current"], format!("/{size}/{PRIVATE_SAMPLE_KEY}"));
         assert_eq!(dims(&img["natural"]), wh, "{img}");
         assert_eq!(dims(&img["decoded"]), wh, "{img}");
-        assert!(stack.get(&format!("{size}/{PRIVATE_SAMPLE_KEY}")).await.is_some(), "{size}");
+        // Stored as AVIF: Chromium's Accept had the edge ask for `{size}.avif/`, which the
+        // cookies' wildcard covers as it covers the plain path.
+        let stored = format!("{size}.avif/{PRIVATE_SAMPLE_KEY}");
+        assert!(stack.get(&stored).await.is_some(), "{stored}");
     }
     // Signing out deletes the cookies: the store refuses a request that skips the browser's
     // cache, and a visitor without them sees the images fail.
@@ -209,7 +411,7 @@ in_both_modes!(
 );
 async fn page_uploads(mode: DeliveryMode) {
     let limit = 1_000_000;
-    let stack = Stack::start_with(&[], |o| {
+    let stack = Stack::start_with(&[BUDGET], |o| {
         o.delivery = mode;
         o.signer_env.insert("MAX_UPLOAD_BYTES".into(), limit.to_string());
     })
@@ -249,7 +451,8 @@ async fn page_uploads(mode: DeliveryMode) {
         assert_eq!(img["state"], "loaded", "{img}");
         assert_eq!(img["current"], format!("/{size}/{key}"));
         assert_eq!(dims(&img["decoded"]), wh, "{img}");
-        assert!(stack.get(&format!("{size}/{key}")).await.is_some(), "{size}/{key}");
+        let stored = format!("{size}.avif/{key}");
+        assert!(stack.get(&stored).await.is_some(), "{stored}");
     }
     // Without cookies the same sizes are refused: the cookies did the opening.
     assert_eq!(stack.follow(reqwest::Method::GET, &format!("/640x/{key}")).await.statuses(), [403]);
@@ -277,7 +480,7 @@ async fn page_uploads(mode: DeliveryMode) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_form_that_expires_before_the_file_arrives_is_refused_with_the_pages_message() {
-    let stack = Stack::start_with(&[], |o| {
+    let stack = Stack::start_with(&[BUDGET], |o| {
         o.signer_env.insert("UPLOAD_URL_TTL".into(), "1".into());
     })
     .await;
@@ -300,7 +503,7 @@ async fn an_upload_form_that_expires_before_the_file_arrives_is_refused_with_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_file_goes_up_in_presigned_parts_and_displays() {
     let part = 5 * 1024 * 1024;
-    let stack = Stack::start_with(&[], |o| {
+    let stack = Stack::start_with(&[BUDGET], |o| {
         o.signer_env.insert("MULTIPART_PART_BYTES".into(), part.to_string());
     })
     .await;
@@ -331,7 +534,7 @@ async fn a_large_file_goes_up_in_presigned_parts_and_displays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_upload_gets_the_pregenerated_sizes_the_page_never_asked_for() {
-    let stack = Stack::start(&[("PREGENERATE", "300x300")]).await;
+    let stack = Stack::start(&[("PREGENERATE", "300x300"), BUDGET]).await;
     let files = tempfile::tempdir().unwrap();
     let path = files.path().join("photo.jpg");
     std::fs::write(&path, small_jpeg()).unwrap();
