@@ -1,7 +1,9 @@
 """PSNR and SSIM of a derivative against a common high-quality downscale: the original
 decoded in full (no DCT scaling), auto-oriented, resized with Pillow's Lanczos in one step
 (cover-cropped for WxH). Usage: python quality.py ORIGINAL SIZE DERIVATIVE...
-Prints JSON: [{"psnr": dB, "ssim": x}, ...] in argument order.
+Prints JSON: [{"psnr": dB, "ssim": x, "frames": n}, ...] in argument order. An animation is
+scored on its first frame; frames is how many it has. AVIF is read by Pillow's AVIF plugin
+(libavif, in Pillow's wheels).
 """
 import json
 import sys
@@ -50,11 +52,13 @@ def main():
     original, size, derivatives = sys.argv[1], sys.argv[2], sys.argv[3:]
     results = []
     for path in derivatives:
-        out = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+        img = Image.open(path)
+        frames = getattr(img, "n_frames", 1)
+        out = np.asarray(img.convert("RGB"), dtype=np.float64)
         ref = np.asarray(reference(original, size, out.shape[:2]), dtype=np.float64)
         mse = float(((out - ref) ** 2).mean())
         psnr = float("inf") if mse == 0 else 10 * np.log10(255 * 255 / mse)
-        results.append({"psnr": round(psnr, 2), "ssim": round(ssim(luma(out), luma(ref)), 4)})
+        results.append({"psnr": round(psnr, 2), "ssim": round(ssim(luma(out), luma(ref)), 4), "frames": frames})
     print(json.dumps(results))
 
 

@@ -4,6 +4,11 @@ interleaved, one run. Writes the tables to stdout and into docs/BENCHMARKS.md.
 Each measurement is a fresh process doing WARMUP untimed and RUNS timed repetitions of one
 job (read, decode, resize, encode, write); rounds alternate implementations so drift on a
 shared machine hits all of them alike. Peak RSS is the process's ru_maxrss (os.wait4).
+
+The WebP and AVIF jobs (and the animated GIF's) run ours through the `resize` CLI, one
+process per run, timed spawn to exit (so ours also pays for process start and a cold heap
+every run), against sharp's `.webp()` / `.avif()` at their defaults, timed in-process after
+its warm-up.
 """
 import datetime
 import json
@@ -38,7 +43,7 @@ def run(cmd, **kw):
 
 
 def inputs():
-    """The four originals: two from the test photographs, two made from them."""
+    """The five originals: two from the test photographs, three made from them."""
     large, prog = os.path.join(TESTDATA, "large.jpg"), os.path.join(TESTDATA, "large_prog.jpg")
     for p in (large, prog):
         if not os.path.exists(p):
@@ -53,8 +58,12 @@ def inputs():
             f"b.resize((2667, 1500), Image.LANCZOS).save({png!r}, 'PNG')\n"
         )
         subprocess.run([PY, "-c", make], check=True)
+    camera = os.path.join(SCRATCH, "camera_20mp_q97_444.jpg")
+    if not os.path.exists(camera):
+        subprocess.run([PY, os.path.join(HERE, "make_inputs.py"), "camera", large, camera], check=True)
     return [
         ("20 MP baseline JPEG", large),
+        ("20 MP camera JPEG (q97 4:4:4, 58 KB EXIF)", camera),
         ("16 MP progressive JPEG", prog),
         ("2.4 MP JPEG", mid),
         ("4 MP PNG", png),
@@ -68,6 +77,78 @@ def job_cmd(impl, src, size, out, runs, warmup):
     if impl == "sharp":
         return ["node", os.path.join(SCRATCH, "sharp_job.js")] + args
     return [PY, os.path.join(HERE, "pillow_job.py")] + args
+
+
+def animation():
+    """The animated original: a 100-frame pan across the 16 MP photograph."""
+    anim = os.path.join(SCRATCH, "pan_480x270_100f.gif")
+    if not os.path.exists(anim):
+        prog = os.path.join(TESTDATA, "large_prog.jpg")
+        subprocess.run([PY, os.path.join(HERE, "make_inputs.py"), "anim", prog, anim], check=True)
+    return ("animated GIF 480x270, 100 frames", anim)
+
+
+def ours_cli(src, segment, out, runs, warmup):
+    """`resize SRC SEGMENT -o OUT`, one process per run: (times ms, peak RSS MB)."""
+    times, rss = [], 0
+    for i in range(warmup + runs):
+        _, peak, wall = run([RESIZE, src, segment, "-o", out])
+        rss = max(rss, peak)
+        if i >= warmup:
+            times.append(wall * 1e3)
+    return times, rss
+
+
+def format_jobs(files, runs, warmup, rounds):
+    """WebP and AVIF for every original at both sizes, AVIF and WebP at 2048x for the 20 MP
+    photograph, and the animation to 200x as GIF and WebP: ours and sharp, interleaved."""
+    jobs = [(label, src, size, fmt) for label, src in files for size in ("300x300", "1024x") for fmt in ("webp", "avif")]
+    jobs += [(files[0][0], files[0][1], "2048x", fmt) for fmt in ("webp", "avif")]
+    anim_label, anim = animation()
+    jobs += [(anim_label, anim, "200x", fmt) for fmt in ("gif", "webp")]
+    results = {}
+    for r in range(rounds):
+        for label, src, size, fmt in jobs:
+            for impl in (["ours", "sharp"] if r % 2 == 0 else ["sharp", "ours"]):
+                out_path = os.path.join(SCRATCH, f"fmt-{impl}-{size}-{os.path.basename(src)}.{fmt}")
+                if impl == "ours":
+                    times, rss = ours_cli(src, f"{size}.{fmt}", out_path, runs, warmup)
+                else:
+                    out, rss, _ = run(["node", os.path.join(SCRATCH, "sharp_job.js"), src, size, out_path, str(runs), str(warmup), fmt])
+                    times = json.loads(out)["times_ms"]
+                entry = results.setdefault((label, size, fmt, impl), {"times": [], "rss": 0, "out": out_path, "src": src})
+                entry["times"] += times
+                entry["rss"] = max(entry["rss"], rss)
+    lines = [
+        "WebP and AVIF (ours: `resize SRC SIZE.FMT -o OUT`, a process per run, spawn to exit; sharp: `.webp()` / `.avif()` at its defaults, in-process after warm-up; the animation read by sharp with `animated: true`):",
+        "",
+        "| original | size | format | ours ms | sharp ms | ours / sharp | peak RSS ours / sharp MB | RSS ours / sharp | bytes ours / sharp | SSIM ours / sharp | PSNR ours / sharp dB | frames ours / sharp |",
+        "|---|---|---|---:|---:|---:|---|---:|---|---|---|---|",
+    ]
+    met = {"time": [], "rss": [], "bytes": []}
+    for label, src, size, fmt in jobs:
+        o, s = results[(label, size, fmt, "ours")], results[(label, size, fmt, "sharp")]
+        qo, qs = json.loads(run([PY, os.path.join(HERE, "quality.py"), src, size, o["out"], s["out"]])[0])
+        mo, ms = statistics.median(o["times"]), statistics.median(s["times"])
+        bo, bs = os.path.getsize(o["out"]), os.path.getsize(s["out"])
+        job = f"{label} -> {size} {fmt}"
+        met["time"].append((job, mo / ms <= 0.8))
+        met["rss"].append((job, o["rss"] / s["rss"] <= 0.5))
+        met["bytes"].append((job, bo <= bs and qo["ssim"] >= qs["ssim"]))
+        lines.append(
+            f"| {label} | {size} | {fmt} | {fmt_ms(mo)} | {fmt_ms(ms)} | {mo / ms:.2f} "
+            f"| {o['rss']:.0f} / {s['rss']:.0f} | {o['rss'] / s['rss']:.2f} | {bo} / {bs} "
+            f"| {qo['ssim']} / {qs['ssim']} | {qo['psnr']} / {qs['psnr']} | {qo['frames']} / {qs['frames']} |"
+        )
+    lines.append("")
+    for key, what in (("time", "median time <= 0.8 of sharp's"), ("rss", "peak RSS <= 0.5 of sharp's"), ("bytes", "bytes <= sharp's at equal or better SSIM")):
+        missed = [job for job, ok in met[key] if not ok]
+        lines.append(f"- {what}: {len(met[key]) - len(missed)} of {len(met[key])} jobs" + (f"; not: {', '.join(missed)}" if missed else ""))
+    return lines
+
+
+def fmt_ms(x):
+    return f"{x:.1f}"
 
 
 def fmt(x, digits=1):
@@ -171,6 +252,7 @@ def main():
     for (label, c), l in loads.items():
         pure = statistics.median(results[(label, "300x300", "ours")]["times"])
         extra.append(f"| {label} | {c} | {l['p50_ms']} | {l['p99_ms']} | {l['misses_per_sec']} | {fmt(pure)} | {l['p50_ms'] / pure:.2f} |")
+    extra += [""] + format_jobs(files, runs, warmup, rounds)
     text = head + "\n\n" + "\n".join(lines) + "\n" + "\n".join(extra) + "\n"
     print(text)
     doc = os.path.join(ROOT, "docs", "BENCHMARKS.md")

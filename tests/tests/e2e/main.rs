@@ -1,17 +1,20 @@
 //! End-to-end tests: real HTTP to the devserver, real S3 protocol (SigV4) to its embedded
 //! store, real API Gateway v2 event JSON through lambda_http.
 
+mod animation;
 mod browser;
 mod concurrency;
 mod edge;
 mod errors;
 mod faults;
+mod formats;
 mod hostile;
 mod keys;
 mod lambda_events;
 mod lambda_runtime;
 mod listing;
 mod metrics;
+mod negotiation;
 mod pages;
 mod post_form;
 mod private;
