@@ -1,5 +1,5 @@
-//! One benchmark job for `scripts/bench`: read SRC, run `pipeline::resize` (the function
-//! the Lambda calls) to SIZE, write the result; WARMUP untimed runs, then RUNS timed ones,
+//! One benchmark job for `scripts/bench`: read SRC, run `pipeline::resize_to` (the function
+//! the Lambda calls) to SIZE (a size segment as in a key: `1024x`, `1024x.avif`), write the result; WARMUP untimed runs, then RUNS timed ones,
 //! single-threaded. Prints JSON: {"times_ms": [...], "bytes": N, "width": W, "height": H}.
 //!
 //! Usage: bench_job SRC SIZE OUT RUNS WARMUP
@@ -41,13 +41,15 @@ fn main() {
     let (src, size, out) = (&args[1], &args[2], &args[3]);
     let (runs, warmup): (usize, usize) = (args[4].parse().unwrap(), args[5].parse().unwrap());
     let settings = resizer::config::ImageSettings::from_lookup(|_| None).unwrap();
-    let size = resizer::key::parse_size(size, settings.max_dimension).unwrap();
+    let segment = resizer::key::parse_size_segment(size, settings.max_dimension).unwrap();
     let mut times = Vec::new();
     let mut last = None;
     for i in 0..warmup + runs {
         let start = Instant::now();
         let bytes = std::fs::read(src).unwrap();
-        let derivative = resizer::pipeline::resize(&bytes, size, &settings.limits).unwrap();
+        let derivative =
+            resizer::pipeline::resize_to(&bytes, segment.size, segment.format, &settings.limits)
+                .unwrap();
         std::fs::write(out, &derivative.bytes).unwrap();
         if i >= warmup {
             times.push(start.elapsed().as_secs_f64() * 1e3);
