@@ -357,7 +357,9 @@ impl Events {
     }
 
     /// Every derivative key an original can have: each allowed size, in the original's
-    /// format and in each allowed format (the edge's negotiated ones among them). With any
+    /// format and in each of the five formats, allowed today or not (a format removed from
+    /// ALLOWED_FORMATS may have written sizes before; they must not outlive a change of the
+    /// original). With any
     /// size allowed there is no list to compute from, and the template gives the function no
     /// delete outside listed size prefixes (nothing else tells a size folder from an
     /// original's): no purge.
@@ -368,7 +370,7 @@ impl Events {
             AllowedResolutions::Any => Vec::new(),
         };
         let formats: Vec<Option<Format>> =
-            std::iter::once(None).chain(config.formats.iter().copied().map(Some)).collect();
+            std::iter::once(None).chain(Format::ALL.into_iter().map(Some)).collect();
         sizes
             .iter()
             .flat_map(|&size| {

@@ -187,21 +187,32 @@ pub fn accept_class(accept: &str) -> AcceptClass {
     }
 }
 
+/// The widest (or tallest) size the edge negotiates into AVIF: one-threaded AVIF encoding
+/// grows with the pixels (4.1 s at 2048x1152, docs/BENCHMARKS.md), and a 4096 px one would
+/// run past the resizer's RESIZE_BUDGET_MS. Larger sizes get WebP; `.avif` asked by name
+/// is still made.
+pub const AVIF_MAX_SIDE: u64 = 1024;
+
 /// The format an un-suffixed size of an original with extension `ext` (lowercase) becomes
 /// for a viewer of `class`, or `None`. JPEG and PNG become AVIF or WebP (both keep alpha);
 /// GIF and WebP may be animated and the AVIF encoder writes stills, so they become WebP
-/// for either class; any other extension is left alone.
+/// for either class; any other extension is left alone. A size (`size`, canonical, no
+/// format) with a side over [`AVIF_MAX_SIDE`] gets WebP rather than AVIF.
 pub fn negotiated_format(
     ext: &str,
     class: AcceptClass,
     negotiation: Negotiation,
+    size: &str,
 ) -> Option<&'static str> {
     if negotiation == Negotiation::Off || class == AcceptClass::Neither {
         return None;
     }
+    // Digits only (canonical): a number too long for u64 is over the bound.
+    let small =
+        size.split('x').all(|n| n.is_empty() || n.parse::<u64>().is_ok_and(|n| n <= AVIF_MAX_SIDE));
     match ext {
         "jpg" | "jpeg" | "png"
-            if class == AcceptClass::Avif && negotiation == Negotiation::AvifWebp =>
+            if class == AcceptClass::Avif && negotiation == Negotiation::AvifWebp && small =>
         {
             Some("avif")
         }
@@ -241,7 +252,7 @@ pub fn negotiate(
     }
     let name = &uri[uri.rfind('/')? + 1..];
     let ext = name.rsplit_once('.')?.1.to_lowercase();
-    let format = negotiated_format(&ext, accept_class(accept?), negotiation)?;
+    let format = negotiated_format(&ext, accept_class(accept?), negotiation, size)?;
     Some(format!("/{size}.{format}{}", &uri[slash..]))
 }
 
@@ -508,6 +519,18 @@ mod tests {
         let mut req = request("/300x300/a.png", &["image/png", "image/webp"]);
         assert_eq!(path_guard_function(&mut req, &on), None);
         assert_eq!(req.uri, "/300x300.webp/a.png");
+        // Sizes with a side over AVIF_MAX_SIDE get WebP, at the bound AVIF.
+        for (uri, want) in [
+            ("/1024x1024/a.jpg", "/1024x1024.avif/a.jpg"),
+            ("/1025x/a.jpg", "/1025x.webp/a.jpg"),
+            ("/x2048/a.png", "/x2048.webp/a.png"),
+            ("/200x4096/a.jpg", "/200x4096.webp/a.jpg"),
+            ("/99999999999999999999x/a.jpg", "/99999999999999999999x.webp/a.jpg"),
+        ] {
+            let mut req = request(uri, &["image/avif,image/webp"]);
+            assert_eq!(path_guard_function(&mut req, &on), None);
+            assert_eq!(req.uri, want);
+        }
         // The setting must be there and known.
         assert!(check_parameters("PathGuardFunction", &on).is_ok());
         assert!(check_parameters("PathGuardFunction", &Parameters::new()).is_err());

@@ -234,6 +234,12 @@ fn negotiation_cases() -> Vec<(String, String, Vec<String>)> {
         "300x300/",
         "640x/",
         "x200/",
+        // Over and at AVIF_MAX_SIDE (1024): WebP rather than AVIF above it.
+        "1024x1024/",
+        "1025x/",
+        "x2048/",
+        "200x4096/",
+        "99999999999999999999x/",
         "300x300.avif/",
         "300x300.png/",
         "640x.webp/",
