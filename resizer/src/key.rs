@@ -381,6 +381,40 @@ mod tests {
         key_case("300x300.avif/300x300", Err(KeyError::Chained("300x300".into())));
     }
 
+    proptest::proptest! {
+        /// Every size with or without each format spells one key that parses back to it; any
+        /// other suffix is refused.
+        #[test]
+        fn size_segments_round_trip_and_other_suffixes_are_refused(
+            w in 1u32..=4096,
+            h in 1u32..=4096,
+            shape in 0u8..3,
+            format in proptest::option::of(proptest::sample::select(Format::ALL.to_vec())),
+            other in "[A-Za-z0-9]{1,6}",
+        ) {
+            let size = match shape {
+                0 => Size::Box { width: w, height: h },
+                1 => Size::Width(w),
+                _ => Size::Height(h),
+            };
+            let segment = SizeSegment { size, format };
+            let key = format!("{segment}/photos/a.jpg");
+            let parsed = parse_derivative_key(&key, 4096).unwrap();
+            proptest::prop_assert_eq!(parsed.segment(), segment);
+            proptest::prop_assert_eq!(parsed.to_string(), key);
+            if Format::from_name(&other).is_none() {
+                let refused = format!("{size}.{other}/a.jpg");
+                proptest::prop_assert!(parse_derivative_key(&refused, 4096).is_err(), "{}", refused);
+                // And as the start of an original it is a chain.
+                let chained = format!("{segment}/{size}.{other}/a.jpg");
+                proptest::prop_assert!(
+                    matches!(parse_derivative_key(&chained, 4096), Err(KeyError::Chained(_))),
+                    "{}", chained
+                );
+            }
+        }
+    }
+
     #[test]
     fn dimension_above_max_is_refused() {
         assert!(matches!(
