@@ -62,21 +62,28 @@ struct Source {
     name: &'static str,
     bytes: Vec<u8>,
     translucent: bool,
+    /// The width asked: below the original's (the seeds are 8 to 12 px wide, and a
+    /// one-sided size never upscales).
+    width: u32,
 }
 
 fn sources() -> Vec<Source> {
-    let source =
-        |name, bytes: &[u8], translucent| Source { name, bytes: bytes.to_vec(), translucent };
+    let source = |name, bytes: &[u8], translucent, width| Source {
+        name,
+        bytes: bytes.to_vec(),
+        translucent,
+        width,
+    };
     vec![
-        source("photo.jpg", PHOTO, false),
-        source("cmyk.jpg", CMYK_JPEG, false),
-        source("grey.jpg", GREY_JPEG, false),
-        source("translucent.png", &translucent_png(), true),
-        source("opaque-rgba.png", &opaque_rgba_png(), false),
-        source("grey.png", &grey_png(), false),
-        source("palette.gif", PALETTE_GIF, false),
-        source("lossy.webp", LOSSY_WEBP, false),
-        source("animated.gif", ANIMATED_GIF, false),
+        source("photo.jpg", PHOTO, false, 16),
+        source("cmyk.jpg", CMYK_JPEG, false, 6),
+        source("grey.jpg", GREY_JPEG, false, 6),
+        source("translucent.png", &translucent_png(), true, 16),
+        source("opaque-rgba.png", &opaque_rgba_png(), false, 16),
+        source("grey.png", &grey_png(), false, 16),
+        source("palette.gif", PALETTE_GIF, false, 6),
+        source("lossy.webp", LOSSY_WEBP, false, 6),
+        source("animated.gif", ANIMATED_GIF, false, 6),
     ]
 }
 
@@ -86,7 +93,7 @@ fn every_source_format_converts_to_every_output_format_or_says_why_not() {
         let source_format = detect_format(&src.bytes).unwrap();
         for output in Format::ALL {
             let case = format!("{} as {}", src.name, output.name());
-            let result = resize_to(&src.bytes, Size::Width(6), Some(output), &LIMITS);
+            let result = resize_to(&src.bytes, Size::Width(src.width), Some(output), &LIMITS);
             if src.translucent && !output.has_alpha() {
                 assert!(
                     matches!(result, Err(PipelineError::LosesTransparency(_))),
@@ -96,7 +103,7 @@ fn every_source_format_converts_to_every_output_format_or_says_why_not() {
             }
             let out = result.unwrap_or_else(|e| panic!("{case}: {e}"));
             assert_eq!((out.format, out.source_format), (output, source_format), "{case}");
-            assert_eq!(out.width, 6, "{case}");
+            assert_eq!(out.width, src.width, "{case}");
             if output == Format::Avif {
                 assert_eq!(image::guess_format(&out.bytes).ok(), Some(ImageFormat::Avif), "{case}");
                 continue;
@@ -105,10 +112,12 @@ fn every_source_format_converts_to_every_output_format_or_says_why_not() {
             let img = decode(&out.bytes);
             assert_eq!(img.dimensions(), (out.width, out.height), "{case}");
             if src.translucent {
-                // The transparent half stays transparent, the opaque half opaque.
+                // The transparent side stays transparent, the opaque side opaque (within a few
+                // levels: Lanczos reaches toward the translucent band).
                 let rgba = img.to_rgba8();
-                assert!(rgba.get_pixel(1, out.height / 2)[3] < 20, "{case}: left is see-through");
-                assert_eq!(rgba.get_pixel(out.width - 1, out.height / 2)[3], 255, "{case}");
+                assert!(rgba.get_pixel(0, out.height / 2)[3] < 20, "{case}: left is see-through");
+                let right = rgba.get_pixel(out.width - 1, out.height / 2)[3];
+                assert!(right >= 250, "{case}: right is opaque, {right}");
             }
         }
     }
@@ -132,7 +141,7 @@ fn a_translucent_original_asked_as_jpeg_is_refused_with_the_reason() {
 #[test]
 fn no_format_named_keeps_the_originals() {
     for src in sources() {
-        let out = resize_to(&src.bytes, Size::Width(6), None, &LIMITS).unwrap();
+        let out = resize_to(&src.bytes, Size::Width(src.width), None, &LIMITS).unwrap();
         assert_eq!(out.format, out.source_format, "{}", src.name);
         assert_eq!(detect_format(&out.bytes).unwrap(), out.format, "{}", src.name);
     }
