@@ -5,10 +5,9 @@ Each measurement is a fresh process doing WARMUP untimed and RUNS timed repetiti
 job (read, decode, resize, encode, write); rounds alternate implementations so drift on a
 shared machine hits all of them alike. Peak RSS is the process's ru_maxrss (os.wait4).
 
-The WebP and AVIF jobs (and the animated GIF's) run ours through the `resize` CLI, one
-process per run, timed spawn to exit (so ours also pays for process start and a cold heap
-every run), against sharp's `.webp()` / `.avif()` at their defaults, timed in-process after
-its warm-up.
+The WebP and AVIF jobs (and the animated GIF's) run the same way: ours is bench_job with a
+size segment naming the format (`1024x.avif`), sharp is `.webp()` / `.avif()` at its
+defaults.
 """
 import datetime
 import json
@@ -88,17 +87,6 @@ def animation():
     return ("animated GIF 480x270, 100 frames", anim)
 
 
-def ours_cli(src, segment, out, runs, warmup):
-    """`resize SRC SEGMENT -o OUT`, one process per run: (times ms, peak RSS MB)."""
-    times, rss = [], 0
-    for i in range(warmup + runs):
-        _, peak, wall = run([RESIZE, src, segment, "-o", out])
-        rss = max(rss, peak)
-        if i >= warmup:
-            times.append(wall * 1e3)
-    return times, rss
-
-
 def format_jobs(files, runs, warmup, rounds):
     """WebP and AVIF for every original at both sizes, AVIF and WebP at 2048x for the 20 MP
     photograph, and the animation to 200x as GIF and WebP: ours and sharp, interleaved."""
@@ -112,15 +100,16 @@ def format_jobs(files, runs, warmup, rounds):
             for impl in (["ours", "sharp"] if r % 2 == 0 else ["sharp", "ours"]):
                 out_path = os.path.join(SCRATCH, f"fmt-{impl}-{size}-{os.path.basename(src)}.{fmt}")
                 if impl == "ours":
-                    times, rss = ours_cli(src, f"{size}.{fmt}", out_path, runs, warmup)
+                    cmd = [OURS, src, f"{size}.{fmt}", out_path, str(runs), str(warmup)]
                 else:
-                    out, rss, _ = run(["node", os.path.join(SCRATCH, "sharp_job.js"), src, size, out_path, str(runs), str(warmup), fmt])
-                    times = json.loads(out)["times_ms"]
+                    cmd = ["node", os.path.join(SCRATCH, "sharp_job.js"), src, size, out_path, str(runs), str(warmup), fmt]
+                out, rss, _ = run(cmd)
+                times = json.loads(out)["times_ms"]
                 entry = results.setdefault((label, size, fmt, impl), {"times": [], "rss": 0, "out": out_path, "src": src})
                 entry["times"] += times
                 entry["rss"] = max(entry["rss"], rss)
     lines = [
-        "WebP and AVIF (ours: `resize SRC SIZE.FMT -o OUT`, a process per run, spawn to exit; sharp: `.webp()` / `.avif()` at its defaults, in-process after warm-up; the animation read by sharp with `animated: true`):",
+        "WebP and AVIF (ours: bench_job with `SIZE.FMT`; sharp: `.webp()` / `.avif()` at its defaults; both in-process after warm-up, one thread; the animation read by sharp with `animated: true`):",
         "",
         "| original | size | format | ours ms | sharp ms | ours / sharp | peak RSS ours / sharp MB | RSS ours / sharp | bytes ours / sharp | SSIM ours / sharp | PSNR ours / sharp dB | frames ours / sharp |",
         "|---|---|---|---:|---:|---:|---|---:|---|---|---|---|",

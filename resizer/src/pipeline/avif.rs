@@ -1,9 +1,9 @@
-//! AVIF encoding with rav1e (pure Rust, through `ravif`), at settings measured against sharp's
+//! AVIF encoding with rav1e (pure Rust, driven by av1.rs), at settings measured against sharp's
 //! `.avif()` defaults (libaom, quality 50, effort 4, 4:4:4) in docs/BENCHMARKS.md.
 //!
 //! - 4:4:4 YCbCr (BT.601, full range), as sharp writes it; 8-bit: rav1e's 10-bit path took
 //!   twice as long for about 2% fewer bytes at the same SSIM.
-//! - One thread (ravif without its `threading` feature, so no rayon pool either): the Lambda
+//! - One thread (rav1e without its `threading` feature, so no rayon pool either): the Lambda
 //!   has one vCPU at its memory size and the devserver already runs one resize per CPU, so a
 //!   second thread buys no throughput there (on an idle 2-CPU machine it made a 1024x576
 //!   encode 1.7x faster for the same CPU time); rav1e's tiles also follow the thread count,
@@ -12,19 +12,21 @@
 //!   opaque. Grey: Y is the grey level and the chroma planes are neutral, so no colour
 //!   conversion touches it.
 //! - ICC: the profile is carried, not converted: it goes into a `colr` box of type `prof`
-//!   associated with the primary item, as libavif writes it. (ravif writes no `nclx` box for
-//!   its defaults: the AV1 sequence header says BT.709 primaries, sRGB curve, BT.601 matrix,
-//!   full range, and decoders take the matrix from there and the colours from the profile.)
+//!   associated with the primary item, as libavif writes it. (avif-serialize writes no
+//!   `nclx` box for these defaults: the AV1 sequence header says BT.709 primaries, sRGB
+//!   curve, BT.601 matrix, full range, and decoders take the matrix from there and the
+//!   colours from the profile.)
 //!   A grey original's GRAY profile cannot describe three-channel AV1, so it becomes the
 //!   equivalent RGB profile (the grey curve on all three channels, sRGB's colorants), which
 //!   renders R=G=B exactly as the grey profile renders the grey level.
 
 use super::{Layout, PipelineError, Raster};
 
-/// ravif's quality (1-100). Against sharp's `.avif()` on the benchmark's 10 photograph jobs
-/// its SSIM was at or above sharp's on 7; no quality was both smaller and as good on most,
-/// since rav1e needs 2-10% more bytes than libaom at equal SSIM there (docs/BENCHMARKS.md).
-pub(super) const AVIF_QUALITY: f32 = 60.0;
+/// rav1e's quantizer (0 best .. 255), for colour and alpha: 149 is what ravif calls quality
+/// 58. On the benchmark's 10 photograph jobs (our own rasters, bench/encoder_sweep/rd.py) it
+/// was at once smaller than sharp's `.avif()` and at or above its SSIM on 7; at equal SSIM
+/// it needs 0.90-1.0 of sharp's bytes on 9 (docs/BENCHMARKS.md).
+pub(super) const AVIF_QUANTIZER: u8 = 149;
 
 /// rav1e's speed preset (1 slowest .. 10 fastest): slower presets saved no more than 1-2% of
 /// the bytes at equal SSIM for twice the time; 9 and 10 cost 2-15% more bytes.
@@ -36,39 +38,19 @@ pub(super) fn encode_avif(
     icc_profile: Option<&[u8]>,
 ) -> Result<Vec<u8>, PipelineError> {
     let fail = |e: &dyn std::fmt::Display| PipelineError::Encode(format!("AVIF: {e}"));
-    let encoder = ravif::Encoder::new()
-        .with_quality(AVIF_QUALITY)
-        .with_alpha_quality(AVIF_QUALITY)
-        .with_speed(AVIF_SPEED)
-        .with_bit_depth(ravif::BitDepth::Eight)
-        .with_num_threads(Some(1));
-    let (width, height) = (r.width as usize, r.height as usize);
-    let encoded = match r.layout {
-        Layout::Rgba => {
-            let pixels: Vec<ravif::RGBA8> = r
-                .pixels
-                .chunks_exact(4)
-                .map(|p| ravif::RGBA8::new(p[0], p[1], p[2], p[3]))
-                .collect();
-            encoder.encode_rgba(ravif::Img::new(&pixels[..], width, height))
-        }
-        Layout::Rgb => {
-            let pixels: Vec<ravif::RGB8> =
-                r.pixels.chunks_exact(3).map(|p| ravif::RGB8::new(p[0], p[1], p[2])).collect();
-            encoder.encode_rgb(ravif::Img::new(&pixels[..], width, height))
-        }
-        // Full-range BT.601 of R=G=B=l is Y=l, Cb=Cr=128 exactly.
-        Layout::Luma => encoder.encode_raw_planes_8_bit(
-            width,
-            height,
-            r.pixels.iter().map(|&l| [l, 128, 128]),
-            None::<[u8; 0]>,
-            ravif::PixelRange::Full,
-            ravif::MatrixCoefficients::BT601,
-        ),
-    }
-    .map_err(|e| fail(&e))?;
-    let avif = encoded.avif_file;
+    let channels = match r.layout {
+        Layout::Luma => 1,
+        Layout::Rgb => 3,
+        Layout::Rgba => 4,
+    };
+    let still = super::av1::Still {
+        pixels: &r.pixels,
+        channels,
+        width: r.width as usize,
+        height: r.height as usize,
+    };
+    let settings = super::av1::Settings { quantizer: AVIF_QUANTIZER, speed: AVIF_SPEED };
+    let avif = super::av1::encode(&still, &settings).map_err(|e| fail(&e))?;
     let rgb_profile;
     let icc = match (icc_profile, r.layout) {
         (Some(grey), Layout::Luma) => {

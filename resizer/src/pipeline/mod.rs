@@ -15,6 +15,7 @@ use crate::geometry::output_size;
 use crate::key::Size;
 
 mod animation;
+mod av1;
 mod avif;
 #[cfg(test)]
 mod conversions;

@@ -1,0 +1,148 @@
+//! rav1e driven directly for one still picture, and the AVIF container around it
+//! (`avif-serialize`). We used `ravif` before: it caps rav1e's partitions at 16x16 for every
+//! speed from 1 to 8 and changes other tools by its own presets, which cost 5-15% more bytes
+//! at the same SSIM than rav1e's own speed preset on the benchmark's photographs
+//! (bench/encoder_sweep/rd.py, docs/BENCHMARKS.md); its colour conversion and container are
+//! what this file does.
+
+use rav1e::prelude::{
+    ChromaSamplePosition, ChromaSampling, ColorDescription, ColorPrimaries, Config, Context,
+    EncoderConfig, EncoderStatus, MatrixCoefficients, PixelRange, SceneDetectionSpeed,
+    TransferCharacteristics,
+};
+
+/// One image to encode: 8-bit RGB, RGBA or grey pixels, tightly packed.
+pub(super) struct Still<'a> {
+    pub pixels: &'a [u8],
+    pub channels: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+/// Settings of one encode: rav1e's quantizer (0-255) for colour and alpha, its speed preset.
+pub(super) struct Settings {
+    pub quantizer: u8,
+    pub speed: u8,
+}
+
+/// The AVIF file: colour as 4:4:4 YCbCr (BT.601 matrix, full range, sRGB-compatible
+/// primaries and curve in the sequence header), and for RGBA an alpha auxiliary image, left
+/// out when every pixel is opaque. Grey is encoded with neutral chroma.
+pub(super) fn encode(image: &Still<'_>, settings: &Settings) -> Result<Vec<u8>, String> {
+    let (w, h) = (image.width, image.height);
+    let n = w.checked_mul(h).filter(|&n| n > 0 && image.pixels.len() == n * image.channels);
+    let n = n.ok_or("pixel buffer does not match the image's size")?;
+    let (mut y, mut cb, mut cr) = (vec![0u8; n], vec![128u8; n], vec![128u8; n]);
+    let mut alpha = (image.channels == 4).then(|| vec![255u8; n]);
+    let mut last = [0u8; 3];
+    for (i, px) in image.pixels.chunks_exact(image.channels).enumerate() {
+        if image.channels == 1 {
+            y[i] = px[0];
+            continue;
+        }
+        let mut rgb = [px[0], px[1], px[2]];
+        if let Some(alpha) = alpha.as_mut() {
+            alpha[i] = px[3];
+            // A fully transparent pixel's colour is never seen: repeat the last colour of the
+            // row instead of whatever the resize left there, which costs fewer bits.
+            if px[3] == 0 && i % w != 0 {
+                rgb = last;
+            }
+        }
+        last = rgb;
+        [y[i], cb[i], cr[i]] = ycbcr(rgb);
+    }
+    let colour = encode_planes(w, h, &[&y, &cb, &cr], settings)?;
+    let alpha = match alpha.filter(|a| a.iter().any(|&v| v != 255)) {
+        Some(a) => Some(encode_planes(w, h, &[&a], settings)?),
+        None => None,
+    };
+    let mut container = avif_serialize::Aviffy::new();
+    container
+        .set_matrix_coefficients(avif_serialize::constants::MatrixCoefficients::Bt601)
+        .set_full_color_range(true);
+    let (w, h) = (u32::try_from(w), u32::try_from(h));
+    let (w, h) = (w.map_err(|e| e.to_string())?, h.map_err(|e| e.to_string())?);
+    Ok(container.to_vec(&colour, alpha.as_deref(), w, h, 8))
+}
+
+/// BT.601, full range, as libavif and ravif convert sRGB for AV1.
+fn ycbcr([r, g, b]: [u8; 3]) -> [u8; 3] {
+    let (r, g, b) = (f32::from(r), f32::from(g), f32::from(b));
+    let y = 0.299f32.mul_add(r, 0.587f32.mul_add(g, 0.114 * b));
+    let cb = (b - y).mul_add(0.5 / (1.0 - 0.114), 128.0);
+    let cr = (r - y).mul_add(0.5 / (1.0 - 0.299), 128.0);
+    // Rounded and clamped to 0..=255, so the casts are exact.
+    [y, cb, cr].map(|v| v.round().clamp(0.0, 255.0) as u8)
+}
+
+/// One AV1 key frame from one plane (monochrome: alpha) or three (4:4:4).
+fn encode_planes(
+    width: usize,
+    height: usize,
+    planes: &[&[u8]],
+    settings: &Settings,
+) -> Result<Vec<u8>, String> {
+    let mut config = EncoderConfig::with_speed_preset(settings.speed);
+    config.width = width;
+    config.height = height;
+    config.bit_depth = 8;
+    config.still_picture = true;
+    config.quantizer = usize::from(settings.quantizer);
+    config.min_quantizer = settings.quantizer;
+    config.chroma_sample_position = ChromaSamplePosition::Unknown;
+    config.pixel_range = PixelRange::Full;
+    if planes.len() == 3 {
+        config.chroma_sampling = ChromaSampling::Cs444;
+        config.color_description = Some(ColorDescription {
+            color_primaries: ColorPrimaries::BT709,
+            transfer_characteristics: TransferCharacteristics::SRGB,
+            matrix_coefficients: MatrixCoefficients::BT601,
+        });
+    } else {
+        config.chroma_sampling = ChromaSampling::Cs400;
+    }
+    // A still picture: no lookahead or scene detection to pay for.
+    config.speed_settings.rdo_lookahead_frames = 1;
+    config.speed_settings.scene_detection_mode = SceneDetectionSpeed::None;
+    let mut ctx: Context<u8> = Config::new()
+        .with_encoder_config(config)
+        .with_threads(1)
+        .new_context()
+        .map_err(|e| e.to_string())?;
+    let mut frame = ctx.new_frame();
+    for (dst, src) in frame.planes.iter_mut().zip(planes) {
+        dst.copy_from_raw_u8(src, width, 1);
+    }
+    ctx.send_frame(frame).map_err(|e| e.to_string())?;
+    ctx.flush();
+    let mut out = Vec::new();
+    loop {
+        match ctx.receive_packet() {
+            Ok(mut packet) => out.append(&mut packet.data),
+            Err(EncoderStatus::Encoded) => {}
+            Err(EncoderStatus::LimitReached) => return Ok(out),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ycbcr_matches_bt601_full_range_at_the_primaries() {
+        assert_eq!(ycbcr([0, 0, 0]), [0, 128, 128]);
+        assert_eq!(ycbcr([255, 255, 255]), [255, 128, 128]);
+        // Red: Y = 0.299 * 255, Cr at the top of its range.
+        assert_eq!(ycbcr([255, 0, 0]), [76, 85, 255]);
+        assert_eq!(ycbcr([0, 0, 255]), [29, 255, 107]);
+    }
+
+    #[test]
+    fn a_pixel_buffer_of_the_wrong_length_is_an_error_not_a_panic() {
+        let still = Still { pixels: &[0; 11], channels: 3, width: 2, height: 2 };
+        assert!(encode(&still, &Settings { quantizer: 100, speed: 10 }).is_err());
+    }
+}
