@@ -209,7 +209,8 @@ def main():
     for label, src in (files[2], files[0]):
         for c in (1, 8):
             out, _, _ = run([MISS, src, "300x300", "40", str(c)])
-            loads[(label, c)] = json.loads(out)
+            # Its last line: the functions before it write their metrics to stdout (EMF).
+            loads[(label, c)] = json.loads(out.strip().splitlines()[-1])
 
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     versions = subprocess.run(["node", "-e", "const s=require('sharp');console.log(s.versions.sharp+' libvips '+s.versions.vips)"], capture_output=True, text=True, cwd=SCRATCH).stdout.strip()

@@ -1,6 +1,6 @@
 //! rav1e driven directly for one still picture, and the AVIF container around it
 //! (`avif-serialize`). We used `ravif` before: it caps rav1e's partitions at 16x16 for every
-//! speed from 1 to 8 and changes other tools by its own presets, which cost 5-15% more bytes
+//! speed from 1 to 8 and changes other tools by its own presets, which cost 3-14% more bytes
 //! at the same SSIM than rav1e's own speed preset on the benchmark's photographs
 //! (bench/encoder_sweep/rd.py, docs/BENCHMARKS.md); its colour conversion and container are
 //! what this file does.
