@@ -29,29 +29,8 @@ pub(super) struct Settings {
 /// primaries and curve in the sequence header), and for RGBA an alpha auxiliary image, left
 /// out when every pixel is opaque. Grey is encoded with neutral chroma.
 pub(super) fn encode(image: &Still<'_>, settings: &Settings) -> Result<Vec<u8>, String> {
+    let Planes { y, cb, cr, alpha } = planes(image)?;
     let (w, h) = (image.width, image.height);
-    let n = w.checked_mul(h).filter(|&n| n > 0 && image.pixels.len() == n * image.channels);
-    let n = n.ok_or("pixel buffer does not match the image's size")?;
-    let (mut y, mut cb, mut cr) = (vec![0u8; n], vec![128u8; n], vec![128u8; n]);
-    let mut alpha = (image.channels == 4).then(|| vec![255u8; n]);
-    let mut last = [0u8; 3];
-    for (i, px) in image.pixels.chunks_exact(image.channels).enumerate() {
-        if image.channels == 1 {
-            y[i] = px[0];
-            continue;
-        }
-        let mut rgb = [px[0], px[1], px[2]];
-        if let Some(alpha) = alpha.as_mut() {
-            alpha[i] = px[3];
-            // A fully transparent pixel's colour is never seen: repeat the last colour of the
-            // row instead of whatever the resize left there, which costs fewer bits.
-            if px[3] == 0 && i % w != 0 {
-                rgb = last;
-            }
-        }
-        last = rgb;
-        [y[i], cb[i], cr[i]] = ycbcr(rgb);
-    }
     let colour = encode_planes(w, h, &[&y, &cb, &cr], settings)?;
     let alpha = match alpha.filter(|a| a.iter().any(|&v| v != 255)) {
         Some(a) => Some(encode_planes(w, h, &[&a], settings)?),
@@ -64,6 +43,55 @@ pub(super) fn encode(image: &Still<'_>, settings: &Settings) -> Result<Vec<u8>, 
     let (w, h) = (u32::try_from(w), u32::try_from(h));
     let (w, h) = (w.map_err(|e| e.to_string())?, h.map_err(|e| e.to_string())?);
     Ok(container.to_vec(&colour, alpha.as_deref(), w, h, 8))
+}
+
+/// The planes rav1e takes: Y, Cb, Cr at full resolution, and alpha for RGBA.
+struct Planes {
+    y: Vec<u8>,
+    cb: Vec<u8>,
+    cr: Vec<u8>,
+    alpha: Option<Vec<u8>>,
+}
+
+fn planes(image: &Still<'_>) -> Result<Planes, String> {
+    let (w, h, channels) = (image.width, image.height, image.channels);
+    if ![1, 3, 4].contains(&channels) {
+        return Err(format!("{channels} channels"));
+    }
+    let n =
+        w.checked_mul(h).filter(|&n| n > 0 && Some(image.pixels.len()) == n.checked_mul(channels));
+    let n = n.ok_or("pixel buffer does not match the image's size")?;
+    let (mut y, mut cb, mut cr) = (vec![0u8; n], vec![128u8; n], vec![128u8; n]);
+    let mut alpha = (channels == 4).then(|| vec![255u8; n]);
+    // A fully transparent pixel's colour is never seen: it takes the colour of the visible
+    // pixel before it in its row (the first visible one for those that lead the row, the
+    // row above's for a row with none), which costs fewer bits than whatever the resize
+    // left there and puts no step beside a visible edge for lossy alpha to uncover.
+    let mut last = [0u8; 3];
+    for (row, pixels) in image.pixels.chunks_exact(w * channels).enumerate() {
+        if channels == 4 {
+            if let Some(p) = pixels.chunks_exact(4).find(|p| p[3] != 0) {
+                last = [p[0], p[1], p[2]];
+            }
+        }
+        for (x, px) in pixels.chunks_exact(channels).enumerate() {
+            let i = row * w + x;
+            if channels == 1 {
+                y[i] = px[0];
+                continue;
+            }
+            let mut rgb = [px[0], px[1], px[2]];
+            if let Some(alpha) = alpha.as_mut() {
+                alpha[i] = px[3];
+                if px[3] == 0 {
+                    rgb = last;
+                }
+            }
+            last = rgb;
+            [y[i], cb[i], cr[i]] = ycbcr(rgb);
+        }
+    }
+    Ok(Planes { y, cb, cr, alpha })
 }
 
 /// BT.601, full range, as libavif and ravif convert sRGB for AV1.
@@ -141,8 +169,36 @@ mod tests {
     }
 
     #[test]
-    fn a_pixel_buffer_of_the_wrong_length_is_an_error_not_a_panic() {
-        let still = Still { pixels: &[0; 11], channels: 3, width: 2, height: 2 };
-        assert!(encode(&still, &Settings { quantizer: 100, speed: 10 }).is_err());
+    fn a_pixel_buffer_of_the_wrong_length_or_layout_is_an_error_not_a_panic() {
+        let fast = Settings { quantizer: 100, speed: 10 };
+        for (pixels, channels, width, height) in [
+            (&[0u8; 11][..], 3, 2, 2),
+            (&[0; 12], 3, 0, 4),
+            (&[0; 8], 2, 2, 2),
+            (&[0; 0], 0, 2, 2),
+            (&[0; 4], 4, usize::MAX, 2),
+        ] {
+            let still = Still { pixels, channels, width, height };
+            assert!(encode(&still, &fast).is_err(), "{channels} x {width} x {height}");
+        }
+        let one = Still { pixels: &[10, 20, 30, 0], channels: 4, width: 1, height: 1 };
+        assert!(encode(&one, &fast).is_ok());
+    }
+
+    #[test]
+    fn transparent_pixels_take_the_colour_of_the_visible_pixel_beside_them() {
+        // Row 0: two transparent pixels of stray colours, red, a transparent one, blue.
+        // Row 1: all transparent: the row above's last colour.
+        #[rustfmt::skip]
+        let pixels = [
+            9, 99, 199, 0,  250, 1, 77, 0,  255, 0, 0, 255,  3, 4, 5, 0,  0, 0, 255, 128,
+            1, 2, 3, 0,     4, 5, 6, 0,     7, 8, 9, 0,      1, 1, 1, 0,  2, 2, 2, 0,
+        ];
+        let p = planes(&Still { pixels: &pixels, channels: 4, width: 5, height: 2 }).unwrap();
+        let colours: Vec<[u8; 3]> = (0..10).map(|i| [p.y[i], p.cb[i], p.cr[i]]).collect();
+        let (red, blue) = (ycbcr([255, 0, 0]), ycbcr([0, 0, 255]));
+        assert_eq!(colours[..5], [red, red, red, red, blue]);
+        assert_eq!(colours[5..], [blue; 5]);
+        assert_eq!(p.alpha.unwrap(), [0, 0, 255, 0, 128, 0, 0, 0, 0, 0]);
     }
 }

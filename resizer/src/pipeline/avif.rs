@@ -6,8 +6,8 @@
 //! - One thread (rav1e without its `threading` feature, so no rayon pool either): the Lambda
 //!   has one vCPU at its memory size and the devserver already runs one resize per CPU, so a
 //!   second thread buys no throughput there (on an idle 2-CPU machine it made a 1024x576
-//!   encode 1.7x faster for the same CPU time); rav1e's tiles also follow the thread count,
-//!   so one thread keeps the output the same bytes on every machine.
+//!   encode 1.7x faster for the same CPU time). No tiles are asked for, so rav1e makes one
+//!   tile up to 4096 px wide and the bytes do not depend on the machine.
 //! - Alpha: a second AV1 image (the auxiliary alpha item), left out when every pixel is
 //!   opaque. Grey: Y is the grey level and the chroma planes are neutral, so no colour
 //!   conversion touches it.
@@ -24,8 +24,9 @@ use super::{Layout, PipelineError, Raster};
 
 /// rav1e's quantizer (0 best .. 255), for colour and alpha: 149 is what ravif calls quality
 /// 58. On the benchmark's 10 photograph jobs (our own rasters, bench/encoder_sweep/rd.py) it
-/// was at once smaller than sharp's `.avif()` and at or above its SSIM on 7; at equal SSIM
-/// it needs 0.90-1.0 of sharp's bytes on 9 (docs/BENCHMARKS.md).
+/// was at once smaller than sharp's `.avif()` and at or above its SSIM on 7; interpolated
+/// at sharp's SSIM it needed 0.90-1.0 of sharp's bytes on the others but one, whose raster
+/// was the cause (docs/BENCHMARKS.md).
 pub(super) const AVIF_QUANTIZER: u8 = 149;
 
 /// rav1e's speed preset (1 slowest .. 10 fastest): slower presets saved no more than 1-2% of

@@ -14,31 +14,6 @@ use crate::key::Size;
 /// 3/8, 5/8, 7/8 IDCTs are plain C and slower than decoding at the next power of two).
 const DCT_SCALES: [(usize, usize); 4] = [(1, 8), (1, 4), (1, 2), (1, 1)];
 
-/// The DCT scale to decode a `width` x `height` JPEG at, for a resize that needs `need_w` x
-/// `need_h` of it: the smallest whose output still covers that, except where the reduction's
-/// whole part is the scale's own denominator (a 2048 px photograph asked at 1024, 4928 at
-/// 1024): there the scaled IDCT would do all or nearly all of the downscaling, and its
-/// output is softer than a Lanczos pass from twice the size (SSIM 0.9955 against 0.9991 on
-/// the 2048 px benchmark photograph halved), so it decodes at twice the size. libvips, hence
-/// sharp, makes the same exception.
-pub(super) fn dct_scale(
-    width: usize,
-    height: usize,
-    need_w: usize,
-    need_h: usize,
-) -> (usize, usize) {
-    let covers = |&&(num, denom): &&(usize, usize)| {
-        (width * num).div_ceil(denom) >= need_w && (height * num).div_ceil(denom) >= need_h
-    };
-    let (num, denom) = DCT_SCALES.iter().find(covers).copied().unwrap_or((1, 1));
-    let whole = (width / need_w.max(1)).min(height / need_h.max(1));
-    if denom > 1 && whole == denom {
-        (num, denom / 2)
-    } else {
-        (num, denom)
-    }
-}
-
 /// JPEG: the headers (EXIF orientation, ICC profile, components) through jpeg-decoder, the
 /// pixels through libjpeg-turbo, whose IDCT scales by 1/2, 1/4 or 1/8 while decoding: a
 /// 5312x2988 photo asked at 300x300 is decoded at 664x374 and never exists at full size.
@@ -81,8 +56,14 @@ pub(super) fn decode_jpeg(
     if (header.width, header.height) != (width as usize, height as usize) {
         return Err(PipelineError::Undecodable("inconsistent frame headers".into()));
     }
-    let (num, denom) = dct_scale(header.width, header.height, need_w as usize, need_h as usize);
-    let factor = turbojpeg::ScalingFactor::new(num, denom);
+    // The smallest scale whose output still covers what the resize needs.
+    let factor = DCT_SCALES
+        .iter()
+        .map(|&(num, denom)| turbojpeg::ScalingFactor::new(num, denom))
+        .find(|f| {
+            f.scale(header.width) >= need_w as usize && f.scale(header.height) >= need_h as usize
+        })
+        .unwrap_or(turbojpeg::ScalingFactor::ONE);
     decompressor.set_scaling_factor(factor).map_err(turbo)?;
     let scaled = header.scaled(factor);
     let (format, channels) = match layout {
