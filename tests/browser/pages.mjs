@@ -134,7 +134,8 @@ async function images(page, selector = 'img') {
  * The gallery's every <img> by its part of the page (`hero`, `thumb`, `picture`: the
  * explicit-format <picture>, `negotiated`: the plain <img> beside it): the key, what it
  * asked for and chose, how it ended, whether `decode()` resolved, and its pixels (the
- * element's intrinsic size and a bitmap made from the element itself, no second request).
+ * element's intrinsic size and a bitmap made from the element itself, no second request,
+ * with the mean colour of each cell of a 4x4 grid over it).
  */
 function galleryImages(page) {
   return page.$$eval('img', async (imgs) => Promise.all(imgs.map(async (img) => {
@@ -155,6 +156,25 @@ function galleryImages(page) {
     if (img.naturalWidth > 0) {
       const bitmap = await createImageBitmap(img);
       out.bitmap = [bitmap.width, bitmap.height];
+      // Its colours as the browser decoded them: the mean RGBA of each cell of a 4x4 grid.
+      const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+      const context = canvas.getContext('2d');
+      context.drawImage(bitmap, 0, 0);
+      const { data, width, height } = context.getImageData(0, 0, bitmap.width, bitmap.height);
+      out.grid = [];
+      for (let gy = 0; gy < 4; gy++) {
+        for (let gx = 0; gx < 4; gx++) {
+          const sum = [0, 0, 0, 0];
+          let n = 0;
+          for (let y = Math.floor((gy * height) / 4); y < Math.floor(((gy + 1) * height) / 4); y++) {
+            for (let x = Math.floor((gx * width) / 4); x < Math.floor(((gx + 1) * width) / 4); x++) {
+              for (let c = 0; c < 4; c++) sum[c] += data[(y * width + x) * 4 + c];
+              n++;
+            }
+          }
+          out.grid.push(sum.map((v) => Math.round(v / Math.max(n, 1))));
+        }
+      }
     }
     return out;
   })));

@@ -241,12 +241,24 @@ impl Stack {
         path: &str,
         cookie: Option<&str>,
     ) -> Chain {
+        let cookie: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();
+        self.follow_with_headers(method, path, &cookie).await
+    }
+
+    /// Like [`Stack::follow`], sending `headers` on every hop, as a browser sends its
+    /// `Accept` and a site's cookies along a redirect chain.
+    pub async fn follow_with_headers(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Chain {
         let mut url = if path.starts_with("http") { path.to_owned() } else { self.url(path) };
         let mut hops = Vec::new();
         for _ in 0..10 {
             let mut req = self.http.request(method.clone(), &url);
-            if let Some(cookie) = cookie {
-                req = req.header("cookie", cookie);
+            for (name, value) in headers {
+                req = req.header(*name, *value);
             }
             let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
             let hop = Hop {

@@ -191,9 +191,10 @@ fn the_path_guard_decides_in_node_and_njs_as_the_edges_twin() {
 /// Real browsers' `Accept` for images (MDN's list of default Accept values, and what the
 /// browsers send today), then weights, wildcards, spacing and case. Each entry is the
 /// headers sent: none, one, or the header twice.
-const ACCEPTS: [&[&str]; 24] = [
-    // Chrome and Edge.
+const ACCEPTS: [&[&str]; 25] = [
+    // Chrome and Edge; the headless Chromium the page tests drive (JPEG XL first).
     &["image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"],
+    &["image/jxl,image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"],
     // Firefox 92 and later; Firefox 65 to 91.
     &["image/avif,image/webp,*/*"],
     &["image/webp,*/*"],

@@ -26,32 +26,9 @@ const SETTINGS: &[(&str, &str)] = &[("RESIZE_BUDGET_MS", "120000")];
 /// Follows the redirect chain of `path` as a browser loading an image does: the same
 /// `Accept` (and `cookie`) on every hop.
 async fn fetch(stack: &Stack, path: &str, accept: &str, cookie: Option<&str>) -> Chain {
-    let mut url = stack.url(path);
-    let mut hops = Vec::new();
-    for _ in 0..10 {
-        let mut req = stack.http.get(&url).header("accept", accept);
-        if let Some(cookie) = cookie {
-            req = req.header("cookie", cookie);
-        }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
-        let hop = Hop {
-            url: url.clone(),
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-        };
-        let body = resp.bytes().await.expect("body");
-        let next = hop.headers.get("location").map(|l| {
-            let base = url::Url::parse(&url).unwrap();
-            base.join(l.to_str().unwrap()).unwrap().to_string()
-        });
-        let redirect = (300..400).contains(&hop.status);
-        hops.push(hop);
-        match next {
-            Some(next) if redirect => url = next,
-            _ => return Chain { hops, body },
-        }
-    }
-    panic!("redirect loop: {hops:#?}");
+    let mut headers = vec![("accept", accept)];
+    headers.extend(cookie.map(|c| ("cookie", c)));
+    stack.follow_with_headers(reqwest::Method::GET, path, &headers).await
 }
 
 fn header<'a>(hop: &'a Hop, name: &str) -> Option<&'a str> {

@@ -99,6 +99,22 @@ fn portrait_png() -> Vec<u8> {
     out
 }
 
+/// The portrait with transparency: its left quarter fully transparent, the next quarter
+/// half transparent, the rest opaque (every crop and width the gallery asks keeps all three).
+fn translucent_portrait_png() -> Vec<u8> {
+    let img = image::RgbaImage::from_fn(1200, 1600, |x, y| {
+        let alpha = match x {
+            0..300 => 0,
+            300..600 => 128,
+            _ => 255,
+        };
+        image::Rgba([(x / 5 % 256) as u8, (y / 7 % 256) as u8, 140, alpha])
+    });
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+    out
+}
+
 in_both_modes!(
     public_gallery_loads_every_size_it_asks_for_and_stores_the_derivatives,
     public_gallery,
@@ -199,7 +215,7 @@ in_both_modes!(
 );
 async fn gallery_formats(mode: DeliveryMode) {
     let stack = Stack::start_in(mode, &[BUDGET]).await;
-    stack.put("photos/portrait.png", portrait_png(), "image/png").await;
+    stack.put("photos/portrait.png", translucent_portrait_png(), "image/png").await;
     // Each original: its type, and its size at `480x` (the sample is 16:9).
     let originals = [
         ("samples/seeding.jpg", "image/jpeg", (480, 270)),
@@ -309,6 +325,37 @@ async fn gallery_formats(mode: DeliveryMode) {
             "{visit}: {}",
             caption("negotiated")
         );
+    }
+
+    // The AVIF shows the picture the original's format shows: each cell of a 4x4 grid over
+    // what Chromium decoded for the first visit (AVIF) is within a few levels of the same
+    // image's cell for the JPEG-only browser (JPEG, PNG) in every channel, so the encoder's
+    // colour conversion (matrix, range, chroma order) is the one browsers decode, and the
+    // portrait's transparent, half-transparent and opaque bands keep their alpha.
+    let grids = |visit: &str| -> Vec<(String, String, Vec<[i64; 4]>)> {
+        let images = report[visit]["images"].as_array().unwrap();
+        let grid = |img: &Value| -> Vec<[i64; 4]> {
+            let cells = img["grid"].as_array().unwrap_or_else(|| panic!("{visit}: {img}"));
+            cells.iter().map(|c| std::array::from_fn(|i| c[i].as_i64().unwrap())).collect()
+        };
+        let roles = images.iter().filter(|i| i["role"] != "picture");
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        roles.map(|i| (text(&i["role"]), text(&i["key"]), grid(i))).collect()
+    };
+    let (avif, plain) = (grids("first"), grids("jpegOnly"));
+    assert_eq!(avif.len(), 6, "{avif:?}");
+    for (role, key, cells) in &avif {
+        let (.., other) = plain
+            .iter()
+            .find(|(r, k, _)| r == role && k == key)
+            .unwrap_or_else(|| panic!("jpegOnly: no {role} {key}"));
+        let worst = cells
+            .iter()
+            .zip(other)
+            .flat_map(|(a, b)| a.iter().zip(b).map(|(a, b)| (a - b).abs()))
+            .max()
+            .unwrap();
+        assert!(worst <= 6, "{role} {key}: AVIF {cells:?} vs {other:?}");
     }
 
     // Every source of the pictures, fetched as a browser that takes its type: the WebP
