@@ -284,18 +284,21 @@ fn a_box_size_centre_crops_every_frame() {
     }
 }
 
+/// A 24x18 patch of one colour, with a transparent 10x10 hole if `hole`: the partial frames
+/// of the compositing tests.
+fn patch([r, g, b]: [u8; 3], hole: bool) -> RgbaImage {
+    RgbaImage::from_fn(24, 18, |x, y| {
+        let inside = hole && (10..20).contains(&x) && (4..14).contains(&y);
+        image::Rgba(if inside { [0, 0, 0, 0] } else { [r, g, b, 255] })
+    })
+}
+
 #[test]
 fn frames_are_composited_as_browsers_show_them() {
     // A GIF of partial frames on a 64x36 canvas: a full first frame; a red patch kept on top
     // of it; a green patch with a transparent hole (what is under it shows through) that is
     // then cleared to transparent; a blue patch over the cleared canvas.
     let base = pan(1, 64, 36).remove(0);
-    let patch = |[r, g, b]: [u8; 3], hole: bool| {
-        RgbaImage::from_fn(24, 18, |x, y| {
-            let inside = hole && (10..20).contains(&x) && (4..14).contains(&y);
-            image::Rgba(if inside { [0, 0, 0, 0] } else { [r, g, b, 255] })
-        })
-    };
     let mut encoder = gif::Encoder::new(Vec::new(), 64, 36, &[]).unwrap();
     encoder.set_repeat(gif::Repeat::Infinite).unwrap();
     let frames = [
@@ -350,12 +353,6 @@ fn webp_frames_are_composited_with_offsets_blending_and_disposal() {
     // with a transparent hole blended and then disposed to transparent, a blue patch not
     // blended (its own pixels replace the canvas's).
     let base = pan(1, 64, 36).remove(0);
-    let patch = |[r, g, b]: [u8; 3], hole: bool| {
-        RgbaImage::from_fn(24, 18, |x, y| {
-            let inside = hole && (10..20).contains(&x) && (4..14).contains(&y);
-            image::Rgba(if inside { [0, 0, 0, 0] } else { [r, g, b, 255] })
-        })
-    };
     let frame =
         |x, y, image, blend, dispose| WebPFrame { x, y, image, duration_ms: 100, blend, dispose };
     let source = webp_of(
