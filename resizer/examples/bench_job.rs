@@ -1,6 +1,7 @@
 //! One benchmark job for `scripts/bench`: read SRC, run `pipeline::resize_to` (the function
 //! the Lambda calls) to SIZE (a size segment as in a key: `1024x`, `1024x.avif`), write the result; WARMUP untimed runs, then RUNS timed ones,
-//! single-threaded. Prints JSON: {"times_ms": [...], "bytes": N, "width": W, "height": H}.
+//! single-threaded. Prints JSON: {"times_ms": [...], "bytes": N, "width": W, "height": H,
+//! "last_stages_ms": {"decode": .., "resize": .., "encode": ..}} (the last run's stages).
 //!
 //! Usage: bench_job SRC SIZE OUT RUNS WARMUP
 //!        bench_job --decode-only-scaled SRC RUNS WARMUP   (the floor: libjpeg-turbo's
@@ -57,10 +58,15 @@ fn main() {
         last = Some(derivative);
     }
     let d = last.unwrap();
+    let t = d.timings;
     println!(
-        "{{\"times_ms\": {times:?}, \"bytes\": {}, \"width\": {}, \"height\": {}}}",
+        "{{\"times_ms\": {times:?}, \"bytes\": {}, \"width\": {}, \"height\": {}, \
+         \"last_stages_ms\": {{\"decode\": {}, \"resize\": {}, \"encode\": {}}}}}",
         d.bytes.len(),
         d.width,
-        d.height
+        d.height,
+        t.decode.as_secs_f64() * 1e3,
+        t.resize.as_secs_f64() * 1e3,
+        t.encode.as_secs_f64() * 1e3,
     );
 }

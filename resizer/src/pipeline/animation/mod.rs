@@ -20,7 +20,8 @@
 //! animated outputs (neither the GIF nor the WebP animation encoder takes one).
 
 use std::io::Cursor;
-use std::time::Instant;
+use std::sync::mpsc::SyncSender;
+use std::time::{Duration, Instant};
 
 use fast_image_resize as fr;
 
@@ -38,6 +39,10 @@ use headers::{animated_webp, le24, Chunks};
 /// of 480x270 to 200x); quantizing and writing those 100 frames took 1646 ms at speed 1,
 /// 364 ms at 10, 277 ms at 20 and 257 ms at 30.
 const GIF_QUANTIZER_SPEED: i32 = 10;
+
+/// libwebp's method for animated WebP: 4, sharp's (libvips') effort 4 and `gif2webp`'s
+/// default. Every frame is one encode, so the method is most of an animation's time.
+const ANIMATION_WEBP_METHOD: i32 = 4;
 
 /// The longest frame duration an animated WebP can hold (24 bits of milliseconds).
 const WEBP_MAX_DURATION_MS: u32 = 0xFF_FFFF;
@@ -278,17 +283,175 @@ fn undecodable(e: impl std::fmt::Display) -> PipelineError {
     PipelineError::Undecodable(e.to_string())
 }
 
+/// A resized frame on its way from the decoding thread to the encoder, already in the form
+/// its encoder takes.
+struct Resized {
+    pixels: Prepared,
+    delay_ms: u32,
+}
+
+enum Prepared {
+    /// RGBA with alpha either 0 or 255 (GIF has one transparent colour, no partial alpha).
+    Rgba(Vec<u8>),
+    /// `0xAARRGGBB`, as libwebp's animation encoder reads frames.
+    Argb(Vec<u32>),
+}
+
+/// How many resized frames may wait between the decoding thread and the encoder.
+const FRAMES_IN_FLIGHT: usize = 2;
+
 /// Where resized frames go.
 enum Sink {
     /// Written as they come; each frame keeps its own palette.
     Gif(gif::Encoder<Vec<u8>>),
-    /// libwebp's animation encoder takes all frames at once: the resized frames and their
-    /// delays wait here.
-    WebP { frames: Vec<Vec<u8>>, delays_ms: Vec<u32> },
+    /// Encoded as they come by libwebp's animation encoder, which keeps only what changed
+    /// from the frame before.
+    WebP { encoder: webpanim::AnimEncoder, timestamp_ms: i32 },
+}
+
+impl Sink {
+    fn new(output: Format, width: u32, height: u32, loops: Loops) -> Result<Self, PipelineError> {
+        let fail = |e: &dyn std::fmt::Display| PipelineError::Encode(format!("{output:?}: {e}"));
+        match output {
+            Format::Gif => {
+                let (Ok(w), Ok(h)) = (u16::try_from(width), u16::try_from(height)) else {
+                    return Err(fail(&format!("{width}x{height} is too large for GIF")));
+                };
+                let mut encoder = gif::Encoder::new(Vec::new(), w, h, &[]).map_err(|e| fail(&e))?;
+                let repeat = match loops {
+                    Loops::Forever => gif::Repeat::Infinite,
+                    Loops::Plays(n) => {
+                        gif::Repeat::Finite(u16::try_from(n - 1).unwrap_or(u16::MAX))
+                    }
+                };
+                // Finite(0), playing once, is written as no NETSCAPE2.0 block at all.
+                encoder.set_repeat(repeat).map_err(|e| fail(&e))?;
+                Ok(Sink::Gif(encoder))
+            }
+            Format::WebP => {
+                let settings = webpanim::Settings {
+                    quality: f32::from(LOSSY_QUALITY),
+                    method: ANIMATION_WEBP_METHOD,
+                    loop_count: match loops {
+                        Loops::Forever => 0,
+                        Loops::Plays(n) => u16::try_from(n).unwrap_or(u16::MAX),
+                    },
+                };
+                let encoder =
+                    webpanim::AnimEncoder::new(width, height, settings).map_err(|e| fail(&e))?;
+                Ok(Sink::WebP { encoder, timestamp_ms: 0 })
+            }
+            other => Err(fail(&format!("{other:?} cannot hold an animation"))),
+        }
+    }
+
+    /// How the decoding thread should hand this sink its frames.
+    fn wants_argb(&self) -> bool {
+        matches!(self, Sink::WebP { .. })
+    }
+
+    fn add(&mut self, frame: Resized, width: u32, height: u32) -> Result<(), PipelineError> {
+        match (self, frame.pixels) {
+            (Sink::Gif(encoder), Prepared::Rgba(mut rgba)) => {
+                let mut gif_frame = gif::Frame::from_rgba_speed(
+                    width as u16,
+                    height as u16,
+                    &mut rgba,
+                    GIF_QUANTIZER_SPEED,
+                );
+                gif_frame.delay =
+                    u16::try_from(frame.delay_ms.saturating_add(5) / 10).unwrap_or(u16::MAX);
+                // Each frame covers the whole canvas; clearing it before the next lets that
+                // one's transparent pixels show through, as they did in the original.
+                gif_frame.dispose = gif::DisposalMethod::Background;
+                encoder.write_frame(&gif_frame).map_err(|e| encode_error(Format::Gif, &e))
+            }
+            (Sink::WebP { encoder, timestamp_ms }, Prepared::Argb(mut argb)) => {
+                encoder
+                    .add(&mut argb, *timestamp_ms)
+                    .map_err(|e| encode_error(Format::WebP, &e))?;
+                let delay =
+                    i32::try_from(frame.delay_ms.min(WEBP_MAX_DURATION_MS)).unwrap_or(i32::MAX);
+                *timestamp_ms = timestamp_ms
+                    .checked_add(delay)
+                    .ok_or_else(|| encode_error(Format::WebP, &"animation too long"))?;
+                Ok(())
+            }
+            _ => Err(PipelineError::Encode("a frame prepared for the other encoder".into())),
+        }
+    }
+
+    fn finish(self) -> Result<Vec<u8>, PipelineError> {
+        match self {
+            Sink::Gif(encoder) => encoder.into_inner().map_err(|e| encode_error(Format::Gif, &e)),
+            Sink::WebP { encoder, timestamp_ms } => {
+                encoder.finish(timestamp_ms).map_err(|e| encode_error(Format::WebP, &e))
+            }
+        }
+    }
+}
+
+fn encode_error(output: Format, e: &dyn std::fmt::Display) -> PipelineError {
+    PipelineError::Encode(format!("{output:?}: {e}"))
+}
+
+/// What the decoding thread did: frames sent and the time it spent on each stage.
+struct Produced {
+    frames: u32,
+    decode: Duration,
+    resize: Duration,
+}
+
+/// Decodes, composites and resizes every frame (at most `limit`), handing each to `tx` in
+/// the form the encoder takes; stops early, without error, when the encoder hangs up.
+fn produce(
+    mut frames: Frames<'_>,
+    mut resizer: FrameResizer,
+    limit: u32,
+    argb: bool,
+    tx: &SyncSender<Resized>,
+) -> Result<Produced, PipelineError> {
+    let mut done = Produced { frames: 0, decode: Duration::ZERO, resize: Duration::ZERO };
+    let mut mark = Instant::now();
+    // Never more frames than the probe counted and the budget allowed.
+    while done.frames < limit {
+        let Some(shown) = frames.next()? else { break };
+        let now = Instant::now();
+        done.decode += now - mark;
+        mark = now;
+        let delay_ms = shown.delay_ms;
+        let resized = resizer.resize(shown.canvas)?;
+        let pixels = if argb {
+            let mut packed = Vec::with_capacity(resized.len() / 4);
+            webpanim::argb_from_rgba(resized, &mut packed);
+            Prepared::Argb(packed)
+        } else {
+            // GIF has one transparent colour and no partial alpha: half-covered pixels (the
+            // resize's soft edges) go to whichever side they are nearer.
+            let mut rgba = resized.to_vec();
+            for px in rgba.chunks_exact_mut(4) {
+                px[3] = if px[3] < 128 { 0 } else { 255 };
+            }
+            Prepared::Rgba(rgba)
+        };
+        done.resize += mark.elapsed();
+        if tx.send(Resized { pixels, delay_ms }).is_err() {
+            break;
+        }
+        // Time spent waiting for the encoder is no stage's.
+        mark = Instant::now();
+        done.frames += 1;
+    }
+    Ok(done)
 }
 
 /// Resizes every frame of an animated original into `output` (GIF or WebP), keeping each
 /// frame's delay and the loop count.
+///
+/// Frames are decoded, composited and resized on a second thread while the encoder takes the
+/// ones before (libvips does the same with its write-behind thread), at most
+/// [`FRAMES_IN_FLIGHT`] waiting between them. The stage timings are each thread's own time,
+/// so they overlap.
 pub(super) fn resize_animation(
     source: &[u8],
     format: Format,
@@ -299,7 +462,7 @@ pub(super) fn resize_animation(
 ) -> Result<Derivative, PipelineError> {
     let started = Instant::now();
     let (out_w, out_h) = output_size(animation.width, animation.height, size);
-    // The resized frames are held or encoded whole, so they answer to the same budget as the
+    // The resized frames are encoded whole, so they answer to the same budget as the
     // original's (a `WxH` larger than the original makes them bigger than it).
     let out_pixels = u64::from(out_w) * u64::from(out_h) * u64::from(animation.frames);
     if out_pixels > limits.max_animation_pixels {
@@ -309,97 +472,52 @@ pub(super) fn resize_animation(
             animation.frames, limits.max_animation_pixels
         )));
     }
-    let encode_fail = |e: &dyn std::fmt::Display| PipelineError::Encode(format!("{output:?}: {e}"));
-    let mut frames = match format {
+    let frames = match format {
         Format::Gif => Frames::Gif(Box::new(GifFrames::new(source, &animation, limits)?)),
         Format::WebP => Frames::WebP(WebPFrames::new(source)?),
         other => return Err(PipelineError::Unsupported(format!("{other:?} is not animated"))),
     };
-    let mut sink = match output {
-        Format::Gif => {
-            let (w, h) = (u16::try_from(out_w), u16::try_from(out_h));
-            let (Ok(w), Ok(h)) = (w, h) else {
-                return Err(encode_fail(&format!("{out_w}x{out_h} is too large for GIF")));
-            };
-            let mut encoder =
-                gif::Encoder::new(Vec::new(), w, h, &[]).map_err(|e| encode_fail(&e))?;
-            let repeat = match animation.loops {
-                Loops::Forever => gif::Repeat::Infinite,
-                Loops::Plays(n) => gif::Repeat::Finite(u16::try_from(n - 1).unwrap_or(u16::MAX)),
-            };
-            // Finite(0), playing once, is written as no NETSCAPE2.0 block at all.
-            encoder.set_repeat(repeat).map_err(|e| encode_fail(&e))?;
-            Sink::Gif(encoder)
-        }
-        Format::WebP => Sink::WebP { frames: Vec::new(), delays_ms: Vec::new() },
-        other => return Err(encode_fail(&format!("{other:?} cannot hold an animation"))),
-    };
+    let mut sink = Sink::new(output, out_w, out_h, animation.loops)?;
+    let resizer = FrameResizer::new(animation.width, animation.height, out_w, out_h, size);
+    let setup = started.elapsed();
+    let argb = sink.wants_argb();
 
-    let mut resizer = FrameResizer::new(animation.width, animation.height, out_w, out_h, size);
-    let mut timings = Timings::default();
-    let mut mark = Instant::now();
-    timings.decode += mark - started;
-    let mut count = 0;
-    let mut rgba = Vec::new();
-    // Never more frames than the probe counted and the budget allowed.
-    while count < animation.frames {
-        let Some(shown) = frames.next()? else { break };
-        count += 1;
-        let now = Instant::now();
-        timings.decode += now - mark;
-        mark = now;
-        let resized = resizer.resize(shown.canvas)?;
-        let delay_ms = shown.delay_ms;
-        let now = Instant::now();
-        timings.resize += now - mark;
-        mark = now;
-        match &mut sink {
-            Sink::Gif(encoder) => {
-                rgba.clear();
-                rgba.extend_from_slice(resized);
-                // GIF has one transparent colour and no partial alpha: half-covered pixels
-                // (the resize's soft edges) go to whichever side they are nearer.
-                for px in rgba.chunks_exact_mut(4) {
-                    px[3] = if px[3] < 128 { 0 } else { 255 };
-                }
-                let mut frame = gif::Frame::from_rgba_speed(
-                    out_w as u16,
-                    out_h as u16,
-                    &mut rgba,
-                    GIF_QUANTIZER_SPEED,
-                );
-                frame.delay = u16::try_from(delay_ms.saturating_add(5) / 10).unwrap_or(u16::MAX);
-                // Each frame covers the whole canvas; clearing it before the next lets that
-                // one's transparent pixels show through, as they did in the original.
-                frame.dispose = gif::DisposalMethod::Background;
-                encoder.write_frame(&frame).map_err(|e| encode_fail(&e))?;
-            }
-            Sink::WebP { frames, delays_ms } => {
-                frames.push(resized.to_vec());
-                delays_ms.push(delay_ms.min(WEBP_MAX_DURATION_MS));
+    let mut encode = Duration::ZERO;
+    let (produced, consumed) = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(FRAMES_IN_FLIGHT);
+        let producer = std::thread::Builder::new()
+            .name("animation-frames".into())
+            .spawn_scoped(scope, move || produce(frames, resizer, animation.frames, argb, &tx))
+            .map_err(|e| PipelineError::Encode(format!("starting the frame thread: {e}")))?;
+        let mut consumed = Ok(());
+        for frame in &rx {
+            let mark = Instant::now();
+            consumed = sink.add(frame, out_w, out_h);
+            encode += mark.elapsed();
+            if consumed.is_err() {
+                break;
             }
         }
-        let now = Instant::now();
-        timings.encode += now - mark;
-        mark = now;
+        // Hanging up stops the decoding thread at its next frame if the encoder failed.
+        drop(rx);
+        let produced = producer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok::<_, PipelineError>((produced, consumed))
+    })?;
+    let produced = produced?;
+    consumed?;
+    if produced.frames < 2 {
+        return Err(PipelineError::Undecodable(format!("{} frames decoded", produced.frames)));
     }
-    if count < 2 {
-        return Err(PipelineError::Undecodable(format!("{count} frames decoded")));
-    }
-    let bytes = match sink {
-        Sink::Gif(encoder) => encoder.into_inner().map_err(|e| encode_fail(&e))?,
-        Sink::WebP { frames, delays_ms } => {
-            encode_webp(&frames, &delays_ms, out_w, out_h, animation.loops)?
-        }
-    };
-    timings.encode += mark.elapsed();
+    let mark = Instant::now();
+    let bytes = sink.finish()?;
+    encode += mark.elapsed();
     Ok(Derivative {
         bytes,
         format: output,
         source_format: format,
         width: out_w,
         height: out_h,
-        timings,
+        timings: Timings { decode: setup + produced.decode, resize: produced.resize, encode },
     })
 }
 
@@ -435,62 +553,6 @@ impl FrameResizer {
             .map_err(|e| fail(&e))?;
         self.resizer.resize(&src, &mut self.dst, &self.options).map_err(|e| fail(&e))?;
         Ok(self.dst.buffer())
-    }
-}
-
-/// Encodes RGBA frames as an animated WebP through libwebp's animation encoder: lossy at
-/// [`LOSSY_QUALITY`], alpha kept, only what changes between frames stored.
-fn encode_webp(
-    frames: &[Vec<u8>],
-    delays_ms: &[u32],
-    width: u32,
-    height: u32,
-    loops: Loops,
-) -> Result<Vec<u8>, PipelineError> {
-    let fail = |e: &dyn std::fmt::Debug| PipelineError::Encode(format!("WebP: {e:?}"));
-    let mut config = ::webp::WebPConfig::new().map_err(|e| fail(&e))?;
-    config.lossless = 0;
-    config.quality = f32::from(LOSSY_QUALITY);
-    config.alpha_compression = 1;
-    let mut encoder = ::webp::AnimEncoder::new(width, height, &config);
-    encoder.set_loop_count(match loops {
-        Loops::Forever => 0,
-        Loops::Plays(n) => i32::from(u16::try_from(n).unwrap_or(u16::MAX)),
-    });
-    let mut timestamp: i64 = 0;
-    for (frame, &delay) in frames.iter().zip(delays_ms) {
-        // libwebp reads width x height x 4 bytes from each frame.
-        if frame.len() != width as usize * height as usize * 4 {
-            return Err(fail(&"frame buffer size"));
-        }
-        let at = i32::try_from(timestamp).map_err(|_| fail(&"animation too long"))?;
-        encoder.add_frame(::webp::AnimFrame::from_rgba(frame, width, height, at));
-        timestamp += i64::from(delay);
-    }
-    let mut bytes = encoder.try_encode().map_err(|e| fail(&e))?.to_vec();
-    // The webp crate ends the animation with a timestamp libwebp refuses, which leaves the
-    // last frame the average duration of the others: set it to what is left of the total.
-    set_last_duration(&mut bytes, timestamp);
-    Ok(bytes)
-}
-
-/// Sets the last ANMF chunk's duration so all frames together last `total_ms`.
-fn set_last_duration(webp: &mut [u8], total_ms: i64) {
-    let mut at = 12;
-    let mut anmf = Vec::new();
-    while let Some(header) = webp.get(at..at + 8) {
-        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        if &header[..4] == b"ANMF" && len >= 16 {
-            anmf.push(at + 8 + 12);
-        }
-        at = at.saturating_add(8 + len + (len & 1));
-    }
-    let Some((&last, others)) = anmf.split_last() else { return };
-    let duration =
-        |at: usize| i64::from(u32::from_le_bytes([webp[at], webp[at + 1], webp[at + 2], 0]));
-    let rest = total_ms - others.iter().map(|&at| duration(at)).sum::<i64>();
-    if let Ok(rest @ 0..=0xFF_FFFF) = u32::try_from(rest) {
-        webp[last..last + 3].copy_from_slice(&rest.to_le_bytes()[..3]);
     }
 }
 
