@@ -513,6 +513,26 @@ fn truncated_and_lying_files_are_walked_without_panics_or_overcounting() {
     assert!(matches!(r, Err(PipelineError::SourceTooLarge(_))), "{r:?}");
 }
 
+#[test]
+fn a_bad_frame_late_in_the_file_fails_the_whole_animation_in_either_output() {
+    // More frames than wait between the decoding thread and the encoder, so the error comes
+    // while the encoder is busy with earlier ones.
+    let gif = gif_of(&pan(8, 24, 12), &[5; 8], gif::Repeat::Infinite);
+    // The seventh frame's LZW minimum code size made impossible: its headers still walk
+    // (the probe passes it), its pixels do not decode.
+    let mut bad = gif.clone();
+    let seventh = descriptors(&gif)[6];
+    let packed = gif[seventh + 9];
+    let palette = if packed & 0x80 != 0 { 3 << ((packed & 7) + 1) } else { 0 };
+    bad[seventh + 10 + palette] = 0x0F;
+    assert_eq!(probe(&bad, Format::Gif, &LIMITS).unwrap().map(|a| a.frames), Some(8));
+    for output in [None, Some(Format::WebP)] {
+        assert!(resize_to(&gif, Size::Width(12), output, &LIMITS).is_ok());
+        let r = resize_to(&bad, Size::Width(12), output, &LIMITS);
+        assert!(matches!(r, Err(PipelineError::Undecodable(_))), "{output:?}: {r:?}");
+    }
+}
+
 /// Writes tests/data/animated/pan.gif, the end-to-end tests' animated original (6 frames of
 /// 240x135 panning across the sample photograph), 3000-frames.gif, and with ANIMATED_BENCH_GIF=PATH the
 /// benchmark's 100 frames of 480x270 at 25 frames a second:
