@@ -2,8 +2,8 @@
 //! a PNG original with few colours, keeping whichever is smaller.
 //!
 //! The lossy settings are sharp's `.webp()` defaults (libvips: `WebPConfigPreset(DEFAULT,
-//! 80)`, alpha losslessly compressed at quality 100, no sharp YUV) except the method, one
-//! step slower: see [`LOSSY_METHOD`].
+//! 80)`, method 4, alpha losslessly compressed at quality 100, no sharp YUV): see
+//! [`LOSSY_METHOD`].
 //!
 //! Lossless is tried only when the resized raster has at most [`LOSSLESS_MAX_COLOURS`]
 //! distinct colours. Measured on 9 PNG screenshots, charts and diagrams (docs/BENCHMARKS.md,
@@ -17,11 +17,13 @@ use std::collections::HashSet;
 
 use super::{Format, Layout, PipelineError, Raster, LOSSY_QUALITY};
 
-/// libwebp's method (0 fastest .. 6 smallest) for lossy output. sharp's effort 4 is method 4;
-/// on our rasters of the benchmark's 10 photograph jobs, method 4 was within 1% of sharp's
-/// bytes (larger in 7), method 5 smaller in 7 of 10 at SSIM equal or better in 5 (3 more
-/// within 0.0001), method 6 another 3% smaller but lower SSIM in 6 (docs/BENCHMARKS.md).
-pub(super) const LOSSY_METHOD: i32 = 5;
+/// libwebp's method (0 fastest .. 6 smallest) for lossy output: 4, sharp's effort 4. At our
+/// fixed quality method 5 writes about 1.3% fewer bytes, but at slightly lower SSIM: with the
+/// bytes interpolated at sharp's SSIM over a ladder of qualities (`bench/encoder_sweep/rd.py
+/// webp webp-m4 webp-m5`), method 4 needed fewer than method 5 on 5 of the 8 comparable
+/// photograph jobs and no more than sharp's on 7 of 10 (method 5: 6), and it encodes 5-8%
+/// faster (docs/BENCHMARKS.md).
+pub(super) const LOSSY_METHOD: i32 = 4;
 
 /// Most distinct colours a PNG original's resized raster may have for lossless to be tried.
 pub(super) const LOSSLESS_MAX_COLOURS: usize = 2048;

@@ -40,10 +40,6 @@ use headers::{animated_webp, le24, Chunks};
 /// 364 ms at 10, 277 ms at 20 and 257 ms at 30.
 const GIF_QUANTIZER_SPEED: i32 = 10;
 
-/// libwebp's method for animated WebP: 4, sharp's (libvips') effort 4 and `gif2webp`'s
-/// default. Every frame is one encode, so the method is most of an animation's time.
-const ANIMATION_WEBP_METHOD: i32 = 4;
-
 /// The longest frame duration an animated WebP can hold (24 bits of milliseconds).
 const WEBP_MAX_DURATION_MS: u32 = 0xFF_FFFF;
 
@@ -331,7 +327,7 @@ impl Sink {
             Format::WebP => {
                 let settings = webpanim::Settings {
                     quality: f32::from(LOSSY_QUALITY),
-                    method: ANIMATION_WEBP_METHOD,
+                    method: super::webp::LOSSY_METHOD,
                     loop_count: match loops {
                         Loops::Forever => 0,
                         Loops::Plays(n) => u16::try_from(n).unwrap_or(u16::MAX),
