@@ -90,32 +90,37 @@ def animation():
 def format_jobs(files, runs, warmup, rounds):
     """WebP and AVIF for every original at both sizes, AVIF and WebP at 2048x for the 20 MP
     photograph, and the animation to 200x as GIF and WebP: ours and sharp, interleaved."""
-    jobs = [(label, src, size, fmt) for label, src in files for size in ("300x300", "1024x") for fmt in ("webp", "avif")]
-    jobs += [(files[0][0], files[0][1], "2048x", fmt) for fmt in ("webp", "avif")]
+    jobs = [(label, src, size, fmt, []) for label, src in files for size in ("300x300", "1024x") for fmt in ("webp", "avif")]
+    jobs += [(files[0][0], files[0][1], "2048x", fmt, []) for fmt in ("webp", "avif")]
     anim_label, anim = animation()
-    jobs += [(anim_label, anim, "200x", fmt) for fmt in ("gif", "webp")]
+    jobs += [(anim_label, anim, "200x", fmt, []) for fmt in ("gif", "webp")]
+    # Both decode the next frames on a second thread while encoding (libvips: its
+    # write-behind thread; ours: the frame thread), which a one-vCPU Lambda cannot use: the
+    # same job with both pinned to one CPU.
+    jobs += [(anim_label + ", both on one CPU", anim, "200x", "webp", ["taskset", "-c", "0"])]
     results = {}
     for r in range(rounds):
-        for label, src, size, fmt in jobs:
+        for label, src, size, fmt, pin in jobs:
             for impl in (["ours", "sharp"] if r % 2 == 0 else ["sharp", "ours"]):
-                out_path = os.path.join(SCRATCH, f"fmt-{impl}-{size}-{os.path.basename(src)}.{fmt}")
+                tag = "-1cpu" if pin else ""
+                out_path = os.path.join(SCRATCH, f"fmt-{impl}-{size}-{os.path.basename(src)}{tag}.{fmt}")
                 if impl == "ours":
-                    cmd = [OURS, src, f"{size}.{fmt}", out_path, str(runs), str(warmup)]
+                    cmd = pin + [OURS, src, f"{size}.{fmt}", out_path, str(runs), str(warmup)]
                 else:
-                    cmd = ["node", os.path.join(SCRATCH, "sharp_job.js"), src, size, out_path, str(runs), str(warmup), fmt]
+                    cmd = pin + ["node", os.path.join(SCRATCH, "sharp_job.js"), src, size, out_path, str(runs), str(warmup), fmt]
                 out, rss, _ = run(cmd)
                 times = json.loads(out)["times_ms"]
                 entry = results.setdefault((label, size, fmt, impl), {"times": [], "rss": 0, "out": out_path, "src": src})
                 entry["times"] += times
                 entry["rss"] = max(entry["rss"], rss)
     lines = [
-        "WebP and AVIF (ours: bench_job with `SIZE.FMT`; sharp: `.webp()` / `.avif()` at its defaults; both in-process after warm-up, one thread; the animation read by sharp with `animated: true`):",
+        "WebP and AVIF (ours: bench_job with `SIZE.FMT`; sharp: `.webp()` / `.avif()` at its defaults; both in-process after warm-up, one thread; the animation read by sharp with `animated: true`, and both then decode frames on a second thread while encoding: libvips its write-behind thread, ours its frame thread; the last row pins both to one CPU, as a one-vCPU Lambda runs them):",
         "",
         "| original | size | format | ours ms | sharp ms | ours / sharp | peak RSS ours / sharp MB | RSS ours / sharp | bytes ours / sharp | SSIM ours / sharp | PSNR ours / sharp dB | frames ours / sharp |",
         "|---|---|---|---:|---:|---:|---|---:|---|---|---|---|",
     ]
     met = {"time": [], "rss": [], "bytes": []}
-    for label, src, size, fmt in jobs:
+    for label, src, size, fmt, _ in jobs:
         o, s = results[(label, size, fmt, "ours")], results[(label, size, fmt, "sharp")]
         qo, qs = json.loads(run([PY, os.path.join(HERE, "quality.py"), src, size, o["out"], s["out"]])[0])
         mo, ms = statistics.median(o["times"]), statistics.median(s["times"])
@@ -219,7 +224,7 @@ def main():
     pillow = subprocess.run([PY, "-c", "import PIL; print(PIL.__version__)"], capture_output=True, text=True).stdout.strip()
     head = (
         f"Measured {datetime.date.today()} on {cpu} ({os.cpu_count()} CPUs, shared), `scripts/bench {runs} {warmup} {rounds}`: "
-        f"{rounds} interleaved rounds x {runs} timed runs after {warmup} warm-up, one thread each "
+        f"{rounds} interleaved rounds x {runs} timed runs after {warmup} warm-up, one thread each (the animations: two, see the WebP and AVIF table) "
         f"(sharp {versions}, concurrency 1, cache off; Pillow {pillow} with draft()). Times are medians per job: read file, decode, resize, encode (JPEG q80 4:2:0 / PNG), write file."
     )
     extra = [

@@ -1,7 +1,9 @@
 //! One benchmark job for `scripts/bench`: read SRC, run `pipeline::resize_to` (the function
-//! the Lambda calls) to SIZE (a size segment as in a key: `1024x`, `1024x.avif`), write the result; WARMUP untimed runs, then RUNS timed ones,
-//! single-threaded. Prints JSON: {"times_ms": [...], "bytes": N, "width": W, "height": H,
-//! "last_stages_ms": {"decode": .., "resize": .., "encode": ..}} (the last run's stages).
+//! the Lambda calls) to SIZE (a size segment as in a key: `1024x`, `1024x.avif`), write the
+//! result; WARMUP untimed runs, then RUNS timed ones, on one thread (an animation on two, as
+//! the pipeline makes it). Prints JSON: {"times_ms": [...], "bytes": N, "width": W,
+//! "height": H, "last_stages_ms": {"decode": .., "resize": .., "encode": ..}} (the last
+//! run's stages; an animation's overlap).
 //!
 //! Usage: bench_job SRC SIZE OUT RUNS WARMUP
 //!        bench_job --decode-only-scaled SRC RUNS WARMUP   (the floor: libjpeg-turbo's

@@ -60,20 +60,33 @@ impl AnimEncoder {
         let (Ok(w), Ok(h)) = (i32::try_from(width), i32::try_from(height)) else {
             return Err(fail("canvas too large"));
         };
-        let mut config = sys::WebPConfig::new_with_preset(
-            sys::WebPPreset::WEBP_PRESET_DEFAULT,
-            settings.quality,
-        )
-        .map_err(|()| fail("libwebp version mismatch"))?;
+        let mut config = std::mem::MaybeUninit::<sys::WebPConfig>::zeroed();
+        // SAFETY: the call fills the config it is given (libwebp's WebPConfigPreset with the
+        // default preset) and returns 0 only on an encoder ABI version mismatch; 75 is a
+        // valid quality, replaced below.
+        let ok = unsafe {
+            sys::WebPConfigInitInternal(
+                config.as_mut_ptr(),
+                sys::WebPPreset::WEBP_PRESET_DEFAULT,
+                75.0,
+                sys::WEBP_ENCODER_ABI_VERSION as i32,
+            )
+        };
+        if ok == 0 {
+            return Err(fail("libwebp version mismatch"));
+        }
+        // SAFETY: zeroed, then filled by the successful call above.
+        let mut config = unsafe { config.assume_init() };
+        config.quality = settings.quality;
         config.method = settings.method;
         // SAFETY: `config` is an initialised WebPConfig that outlives the call.
         if unsafe { sys::WebPValidateConfig(&config) } == 0 {
             return Err(fail("invalid quality or method"));
         }
-        let mut options = std::mem::MaybeUninit::<sys::WebPAnimEncoderOptions>::uninit();
-        // SAFETY: the call writes every field of the options it is given (libwebp's
-        // WebPAnimEncoderOptionsInit), and the ABI version is the one the bindings were made
-        // for; it returns 0, writing nothing, only on a version mismatch.
+        let mut options = std::mem::MaybeUninit::<sys::WebPAnimEncoderOptions>::zeroed();
+        // SAFETY: the call sets the options' fields (all but the padding, left zeroed) to
+        // libwebp's defaults, for the mux ABI version the bindings were made for; it
+        // returns 0 only on a version mismatch.
         let ok = unsafe {
             sys::WebPAnimEncoderOptionsInitInternal(
                 options.as_mut_ptr(),
@@ -83,7 +96,7 @@ impl AnimEncoder {
         if ok == 0 {
             return Err(fail("libwebp mux version mismatch"));
         }
-        // SAFETY: initialised by the successful call above.
+        // SAFETY: zeroed, then filled by the successful call above.
         let mut options = unsafe { options.assume_init() };
         options.anim_params.loop_count = i32::from(settings.loop_count);
         // Transparent black, as the `webp` crate wrote it; browsers ignore it.

@@ -5,9 +5,12 @@
 //! any work is spent on it. [`resize_animation`] then decodes one frame at a time onto a
 //! full canvas (each frame composited as browsers show it: disposal, blending, offsets),
 //! resizes that canvas and hands it to the encoder, so at most one full-size frame exists at
-//! once. GIF output is written frame by frame; libwebp's animation encoder takes its frames
-//! all at once, so for WebP output the resized frames are held until the end (bounded by
-//! MAX_SOURCE_ANIMATION_PIXELS too).
+//! once. Decoding and resizing run on a second thread while the encoder works on the frames
+//! before (at most [`FRAMES_IN_FLIGHT`] resized frames wait between them); both GIF and
+//! WebP output are encoded frame by frame (libwebp's animation encoder through the
+//! `webpanim` crate), so only the encoded file grows with the frame count. (The devserver
+//! admits one resize per CPU, so while an animation is being made its second thread shares
+//! a CPU with another resize.)
 //!
 //! Loop counts are kept as the number of times the animation plays, the way browsers read
 //! them and libwebp's gif2webp converts them: a GIF without a NETSCAPE2.0 block plays once,
@@ -366,11 +369,12 @@ impl Sink {
                 encoder
                     .add(&mut argb, *timestamp_ms)
                     .map_err(|e| encode_error(Format::WebP, &e))?;
+                // At most 24 bits, so the i32 holds it. libwebp reads each frame's duration as
+                // the difference of two timestamps modulo 2^32: an animation longer than
+                // i32::MAX ms (24 days) wraps around and keeps its durations.
                 let delay =
                     i32::try_from(frame.delay_ms.min(WEBP_MAX_DURATION_MS)).unwrap_or(i32::MAX);
-                *timestamp_ms = timestamp_ms
-                    .checked_add(delay)
-                    .ok_or_else(|| encode_error(Format::WebP, &"animation too long"))?;
+                *timestamp_ms = timestamp_ms.wrapping_add(delay);
                 Ok(())
             }
             _ => Err(PipelineError::Encode("a frame prepared for the other encoder".into())),

@@ -124,9 +124,10 @@ fn composited(bytes: &[u8]) -> Vec<(RgbaImage, u32)> {
                 .map(|f| {
                     let (w, h) = (f.width(), f.height());
                     let image = RgbaImage::from_raw(w, h, f.get_image().to_vec()).unwrap();
-                    // libwebp gives each frame's end time.
-                    let delay =
-                        f.get_time_ms() - std::mem::replace(&mut shown_until, f.get_time_ms());
+                    // libwebp gives each frame's end time, an i32 that wraps around past
+                    // 2^31 ms.
+                    let end = f.get_time_ms();
+                    let delay = end.wrapping_sub(std::mem::replace(&mut shown_until, end));
                     (image, delay as u32)
                 })
                 .collect()
@@ -246,6 +247,27 @@ fn an_animated_webp_as_webp_and_as_gif_keeps_frames_delays_and_loops() {
     // Two plays is one repetition in GIF's count.
     assert_eq!(gif_timing(&d.bytes), (vec![10, 25, 7, 100, 4], gif::Repeat::Finite(1)));
     assert_frames_follow(&d, &source, 8.0);
+}
+
+#[test]
+fn the_longest_frames_keep_their_durations_past_24_days_in_all() {
+    // 130 frames of WebP's longest duration (2^24 - 1 ms) last longer than i32::MAX ms: the
+    // encoder's timestamps wrap around, each frame's duration must not.
+    let two = pan(2, 32, 16);
+    let frames: Vec<WebPFrame> = (0..130)
+        .map(|i| WebPFrame {
+            x: 0,
+            y: 0,
+            image: two[i % 2].clone(),
+            duration_ms: 0xFF_FFFF,
+            blend: false,
+            dispose: false,
+        })
+        .collect();
+    let source = webp_of((32, 16), &frames, 0);
+    let d = resize_to(&source, Size::Width(16), None, &LIMITS).unwrap();
+    let got: Vec<u32> = composited(&d.bytes).into_iter().map(|(_, ms)| ms).collect();
+    assert_eq!(got, vec![0xFF_FFFF; 130]);
 }
 
 #[test]
