@@ -302,7 +302,7 @@ const FRAMES_IN_FLIGHT: usize = 2;
 /// Where resized frames go.
 enum Sink {
     /// Written as they come; each frame keeps its own palette.
-    Gif(gif::Encoder<Vec<u8>>),
+    Gif { encoder: gif::Encoder<Vec<u8>>, width: u16, height: u16 },
     /// Encoded as they come by libwebp's animation encoder, which keeps only what changed
     /// from the frame before.
     WebP { encoder: webpanim::AnimEncoder, timestamp_ms: i32 },
@@ -310,7 +310,7 @@ enum Sink {
 
 impl Sink {
     fn new(output: Format, width: u32, height: u32, loops: Loops) -> Result<Self, PipelineError> {
-        let fail = |e: &dyn std::fmt::Display| PipelineError::Encode(format!("{output:?}: {e}"));
+        let fail = |e: &dyn std::fmt::Display| encode_error(output, e);
         match output {
             Format::Gif => {
                 let (Ok(w), Ok(h)) = (u16::try_from(width), u16::try_from(height)) else {
@@ -325,7 +325,7 @@ impl Sink {
                 };
                 // Finite(0), playing once, is written as no NETSCAPE2.0 block at all.
                 encoder.set_repeat(repeat).map_err(|e| fail(&e))?;
-                Ok(Sink::Gif(encoder))
+                Ok(Sink::Gif { encoder, width: w, height: h })
             }
             Format::WebP => {
                 let settings = webpanim::Settings {
@@ -349,15 +349,11 @@ impl Sink {
         matches!(self, Sink::WebP { .. })
     }
 
-    fn add(&mut self, frame: Resized, width: u32, height: u32) -> Result<(), PipelineError> {
+    fn add(&mut self, frame: Resized) -> Result<(), PipelineError> {
         match (self, frame.pixels) {
-            (Sink::Gif(encoder), Prepared::Rgba(mut rgba)) => {
-                let mut gif_frame = gif::Frame::from_rgba_speed(
-                    width as u16,
-                    height as u16,
-                    &mut rgba,
-                    GIF_QUANTIZER_SPEED,
-                );
+            (Sink::Gif { encoder, width, height }, Prepared::Rgba(mut rgba)) => {
+                let mut gif_frame =
+                    gif::Frame::from_rgba_speed(*width, *height, &mut rgba, GIF_QUANTIZER_SPEED);
                 gif_frame.delay =
                     u16::try_from(frame.delay_ms.saturating_add(5) / 10).unwrap_or(u16::MAX);
                 // Each frame covers the whole canvas; clearing it before the next lets that
@@ -383,7 +379,9 @@ impl Sink {
 
     fn finish(self) -> Result<Vec<u8>, PipelineError> {
         match self {
-            Sink::Gif(encoder) => encoder.into_inner().map_err(|e| encode_error(Format::Gif, &e)),
+            Sink::Gif { encoder, .. } => {
+                encoder.into_inner().map_err(|e| encode_error(Format::Gif, &e))
+            }
             Sink::WebP { encoder, timestamp_ms } => {
                 encoder.finish(timestamp_ms).map_err(|e| encode_error(Format::WebP, &e))
             }
@@ -492,7 +490,7 @@ pub(super) fn resize_animation(
         let mut consumed = Ok(());
         for frame in &rx {
             let mark = Instant::now();
-            consumed = sink.add(frame, out_w, out_h);
+            consumed = sink.add(frame);
             encode += mark.elapsed();
             if consumed.is_err() {
                 break;
