@@ -14,6 +14,40 @@ use crate::key::Size;
 /// 3/8, 5/8, 7/8 IDCTs are plain C and slower than decoding at the next power of two).
 const DCT_SCALES: [(usize, usize); 4] = [(1, 8), (1, 4), (1, 2), (1, 1)];
 
+/// Below this reduction left after the scaled IDCT, decode at twice the scale (see
+/// [`dct_scale`]). Measured in docs/BENCHMARKS.md ("DCT scale"): under it, the sharper
+/// raster was worth its bytes in WebP on every photograph tried; at 1.2 on the camera
+/// photograph the two broke even; at 1.47 the scaled decode won.
+const MIN_LANCZOS_RATIO: f64 = 1.2;
+
+/// The DCT scale to decode a `width` x `height` JPEG at, for a resize that needs `need_w` x
+/// `need_h` of it: the smallest whose output still covers that, except where that output would
+/// be (nearly) the needed size itself, less than [`MIN_LANCZOS_RATIO`] above it: there the
+/// scaled IDCT would make (nearly) the whole reduction, softer than a Lanczos pass (a 2048 px
+/// photograph asked at 1024: SSIM 0.9955 at 1/2 against 0.9991 from the full decode), so it
+/// decodes at twice that scale. Where Lanczos still has a real reduction to make after the
+/// IDCT (20 MP asked at 2048: 1.47x after the 1/2 IDCT), the scaled decode stays: twice the
+/// scale there cost a third more time and twice the memory for no SSIM after encoding.
+pub(super) fn dct_scale(
+    width: usize,
+    height: usize,
+    need_w: usize,
+    need_h: usize,
+) -> (usize, usize) {
+    let scaled = |len: usize, (num, denom): (usize, usize)| (len * num).div_ceil(denom);
+    let covers = |&&scale: &&(usize, usize)| {
+        scaled(width, scale) >= need_w && scaled(height, scale) >= need_h
+    };
+    let (num, denom) = DCT_SCALES.iter().find(covers).copied().unwrap_or((1, 1));
+    // The reduction Lanczos has left after the IDCT, on the axis that binds (the smaller).
+    let left = |len: usize, need: usize| scaled(len, (num, denom)) as f64 / need.max(1) as f64;
+    if denom > 1 && left(width, need_w).min(left(height, need_h)) < MIN_LANCZOS_RATIO {
+        (num, denom / 2)
+    } else {
+        (num, denom)
+    }
+}
+
 /// JPEG: the headers (EXIF orientation, ICC profile, components) through jpeg-decoder, the
 /// pixels through libjpeg-turbo, whose IDCT scales by 1/2, 1/4 or 1/8 while decoding: a
 /// 5312x2988 photo asked at 300x300 is decoded at 664x374 and never exists at full size.
@@ -56,14 +90,8 @@ pub(super) fn decode_jpeg(
     if (header.width, header.height) != (width as usize, height as usize) {
         return Err(PipelineError::Undecodable("inconsistent frame headers".into()));
     }
-    // The smallest scale whose output still covers what the resize needs.
-    let factor = DCT_SCALES
-        .iter()
-        .map(|&(num, denom)| turbojpeg::ScalingFactor::new(num, denom))
-        .find(|f| {
-            f.scale(header.width) >= need_w as usize && f.scale(header.height) >= need_h as usize
-        })
-        .unwrap_or(turbojpeg::ScalingFactor::ONE);
+    let (num, denom) = dct_scale(header.width, header.height, need_w as usize, need_h as usize);
+    let factor = turbojpeg::ScalingFactor::new(num, denom);
     decompressor.set_scaling_factor(factor).map_err(turbo)?;
     let scaled = header.scaled(factor);
     let (format, channels) = match layout {

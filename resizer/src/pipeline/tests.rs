@@ -212,6 +212,36 @@ fn large_jpeg_is_decoded_at_reduced_dct_scale() {
     // 1/2 scale when the target is between 1/4 and 1/2.
     let d = decode_jpeg(PHOTO, Size::Width(2000), &LIMITS).unwrap();
     assert_eq!((d.raster.width, d.raster.height), (2656, 1494));
+    // Where the scaled IDCT alone would make the whole reduction (1/8 of 5312 is 664, 1/4
+    // is 1328), twice its scale, so that Lanczos makes it instead.
+    for (width, decoded) in [(664, (1328, 747)), (1328, (2656, 1494)), (1200, (2656, 1494))] {
+        let d = decode_jpeg(PHOTO, Size::Width(width), &LIMITS).unwrap();
+        assert_eq!((d.raster.width, d.raster.height), decoded, "{width}");
+    }
+}
+
+#[test]
+fn jpeg_decodes_at_twice_the_dct_scale_only_where_the_idct_would_leave_lanczos_almost_nothing() {
+    // (source, needed) -> (num, denom)
+    for (src, need, want) in [
+        // 2048 px asked at 1024: 1/2 would be the output itself.
+        ((2048, 1152), (1024, 576), (1, 1)),
+        ((2048, 1152), (860, 484), (1, 1)), // 1024 / 860 = 1.19
+        ((2048, 1152), (850, 479), (1, 2)), // 1024 / 850 = 1.205
+        ((6028, 3391), (1507, 848), (1, 2)),
+        ((6028, 3391), (2048, 1153), (1, 2)), // 3014 / 2048 = 1.47 left to Lanczos
+        ((5312, 2988), (534, 300), (1, 8)),   // 664 / 534 = 1.24
+        ((5312, 2988), (600, 338), (1, 4)),   // 1/8 does not cover
+        ((100, 100), (50, 50), (1, 1)),
+        ((100, 100), (100, 100), (1, 1)),
+        ((1, 1), (1, 1), (1, 4)), // 1/8 is 1 px; twice the scale, still 1 px
+    ] {
+        assert_eq!(
+            super::decode::dct_scale(src.0, src.1, need.0, need.1),
+            want,
+            "{src:?} {need:?}"
+        );
+    }
 }
 
 #[test]
