@@ -10,7 +10,8 @@ Variants (name: how):
   rav1e-psy     rav1e driven directly, Tune::Psychovisual (to check against ravif-s6)
   rav1e-420     rav1e directly, Tune::Psychovisual, 4:2:0
   aom-sN        libaom through Pillow's libavif (its wheel), speed N, one thread, 4:4:4
-  webp-mN       libwebp, method N (for the WebP jobs)
+  webp-mN       libwebp, method N (for the WebP jobs); webp-mN-snsS-fF-shH also sets
+                sns_strength S, filter_strength F, filter_sharpness H, -sy sharp YUV (any of them)
 
 Run scripts/bench once first (sharp, Pillow, the originals).
 Usage: python3 bench/encoder_sweep/rd.py avif|webp VARIANT...

@@ -40,6 +40,8 @@ pub struct Settings {
     pub quality: f32,
     /// libwebp's method, 0 (fastest) to 6 (smallest).
     pub method: i32,
+    /// libwebp's spatial noise shaping, 0 (off) to 100; its default is 50.
+    pub sns_strength: i32,
     /// How many times the animation plays; 0 is forever.
     pub loop_count: u16,
 }
@@ -79,9 +81,10 @@ impl AnimEncoder {
         let mut config = unsafe { config.assume_init() };
         config.quality = settings.quality;
         config.method = settings.method;
+        config.sns_strength = settings.sns_strength;
         // SAFETY: `config` is an initialised WebPConfig that outlives the call.
         if unsafe { sys::WebPValidateConfig(&config) } == 0 {
-            return Err(fail("invalid quality or method"));
+            return Err(fail("invalid quality, method or SNS strength"));
         }
         let mut options = std::mem::MaybeUninit::<sys::WebPAnimEncoderOptions>::zeroed();
         // SAFETY: the call sets the options' fields (all but the padding, left zeroed) to

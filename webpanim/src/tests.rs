@@ -7,7 +7,7 @@ use image::{codecs::webp::WebPDecoder, AnimationDecoder};
 
 use super::{argb_from_rgba, AnimEncoder, Settings};
 
-const SETTINGS: Settings = Settings { quality: 90.0, method: 4, loop_count: 3 };
+const SETTINGS: Settings = Settings { quality: 90.0, method: 4, sns_strength: 50, loop_count: 3 };
 
 /// A `w` x `h` canvas of one RGBA colour, as the encoder takes it.
 fn solid(w: u32, h: u32, rgba: [u8; 4]) -> Vec<u32> {
@@ -116,10 +116,36 @@ fn a_frame_of_the_wrong_size_or_an_earlier_timestamp_is_an_error() {
 
 #[test]
 fn settings_libwebp_refuses_are_an_error() {
-    for settings in [Settings { method: 7, ..SETTINGS }, Settings { quality: 101.0, ..SETTINGS }] {
+    for settings in [
+        Settings { method: 7, ..SETTINGS },
+        Settings { quality: 101.0, ..SETTINGS },
+        Settings { sns_strength: 101, ..SETTINGS },
+    ] {
         let Err(e) = AnimEncoder::new(8, 8, settings) else { panic!("{settings:?} accepted") };
-        assert!(e.to_string().contains("invalid quality or method"), "{e}");
+        assert!(e.to_string().contains("invalid quality, method or SNS strength"), "{e}");
     }
+}
+
+#[test]
+fn the_sns_strength_reaches_the_encoder() {
+    // A textured frame: noise shaping moves bits between its busy and its flat half.
+    let (w, h) = (64u32, 64u32);
+    let rgba: Vec<u8> = (0..w * h)
+        .flat_map(|i| {
+            let (x, y) = (i % w, i / w);
+            let v = if x < w / 2 { (x * 37 + y * 91) % 251 } else { 128 + (x + y) % 3 };
+            [v as u8, (v * 3 % 256) as u8, (255 - v) as u8, 255]
+        })
+        .collect();
+    let encode = |sns_strength| {
+        let mut argb = Vec::new();
+        argb_from_rgba(&rgba, &mut argb);
+        let mut encoder = AnimEncoder::new(w, h, Settings { sns_strength, ..SETTINGS }).unwrap();
+        encoder.add(&mut argb.clone(), 0).unwrap();
+        encoder.add(&mut argb, 100).unwrap();
+        encoder.finish(200).unwrap()
+    };
+    assert_ne!(encode(0), encode(100));
 }
 
 #[test]

@@ -4,7 +4,9 @@
 //! Usage: encoder-sweep RASTER.png OUT avif QUALITY SPEED THREADS DEPTH(8|10)
 //!        encoder-sweep RASTER.png OUT rav1e QUALITY SPEED TUNE(psy|psnr) CHROMA(444|420)
 //!          (rav1e driven directly, one thread, 8-bit BT.601 full range, ravif's quality scale)
-//!        encoder-sweep RASTER.png OUT webp QUALITY METHOD
+//!        encoder-sweep RASTER.png OUT webp QUALITY METHOD[-snsN][-fN][-shN][-sy]
+//!          (-sns: sns_strength, -f: filter_strength, -sh: filter_sharpness; libwebp's
+//!          -sy: sharp YUV conversion; libwebp's defaults otherwise, as the resizer)
 //!        encoder-sweep RASTER.png OUT webp-lossless EFFORT METHOD
 
 use std::time::Instant;
@@ -39,7 +41,22 @@ fn main() {
             config.lossless = i32::from(kind == "webp-lossless");
             config.alpha_compression = 1;
             config.quality = arg(4);
-            config.method = arg(5) as i32;
+            let mut opts = a[5].split('-');
+            config.method = opts.next().unwrap().parse().unwrap();
+            for opt in opts {
+                let num = |prefix: &str| opt.strip_prefix(prefix).map(|n| n.parse().unwrap());
+                if opt == "sy" {
+                    config.use_sharp_yuv = 1;
+                } else if let Some(n) = num("sns") {
+                    config.sns_strength = n;
+                } else if let Some(n) = num("f") {
+                    config.filter_strength = n;
+                } else if let Some(n) = num("sh") {
+                    config.filter_sharpness = n;
+                } else {
+                    panic!("unknown WebP option {opt}");
+                }
+            }
             encoder.encode_advanced(&config).unwrap().to_vec()
         }
         other => panic!("unknown encoder {other}"),

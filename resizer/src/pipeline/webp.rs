@@ -2,8 +2,8 @@
 //! a PNG original with few colours, keeping whichever is smaller.
 //!
 //! The lossy settings are sharp's `.webp()` defaults (libvips: `WebPConfigPreset(DEFAULT,
-//! 80)`, method 4, alpha losslessly compressed at quality 100, no sharp YUV): see
-//! [`LOSSY_METHOD`].
+//! 80)`, method 4, alpha losslessly compressed at quality 100, no sharp YUV) but for the
+//! spatial noise shaping: see [`LOSSY_METHOD`] and [`LOSSY_SNS_STRENGTH`].
 //!
 //! Lossless is tried only when the resized raster has at most [`LOSSLESS_MAX_COLOURS`]
 //! distinct colours. Measured on 9 PNG screenshots, charts and diagrams (docs/BENCHMARKS.md,
@@ -24,6 +24,15 @@ use super::{Format, Layout, PipelineError, Raster, LOSSY_QUALITY};
 /// photograph jobs and no more than sharp's on 7 of 10 (method 5: 6), and it encodes 5-8%
 /// faster (docs/BENCHMARKS.md).
 pub(super) const LOSSY_METHOD: i32 = 4;
+
+/// libwebp's spatial noise shaping for lossy output: 40 instead of its default (and sharp's)
+/// 50. Noise shaping takes bits from busy areas, where the eye misses them, for flat ones;
+/// SSIM, the measure our targets are in, counts the busy areas' loss. Interpolated at sharp's
+/// SSIM (`bench/encoder_sweep/rd.py webp webp-m4 webp-m4-sns40`), 50 needed 0.3-0.5% more
+/// bytes than sharp on 3 of the 10 photograph jobs; 40 needs 0.984-0.999 of sharp's bytes on
+/// all 8 the ladder spans (the other 2 better at every quality), 25 and 35 were better on
+/// the camera photographs but over sharp on the PNG (docs/BENCHMARKS.md).
+pub(super) const LOSSY_SNS_STRENGTH: i32 = 40;
 
 /// Most distinct colours a PNG original's resized raster may have for lossless to be tried.
 pub(super) const LOSSLESS_MAX_COLOURS: usize = 2048;
@@ -48,6 +57,7 @@ pub(super) fn encode_webp(
     let mut config = ::webp::WebPConfig::new().map_err(|()| fail(&"libwebp version mismatch"))?;
     config.quality = f32::from(LOSSY_QUALITY);
     config.method = LOSSY_METHOD;
+    config.sns_strength = LOSSY_SNS_STRENGTH;
     config.alpha_compression = 1;
     let lossy = encoder.encode_advanced(&config).map_err(|e| fail(&format!("{e:?}")))?;
     let mut out = lossy.to_vec();

@@ -331,6 +331,7 @@ impl Sink {
                 let settings = webpanim::Settings {
                     quality: f32::from(LOSSY_QUALITY),
                     method: super::webp::LOSSY_METHOD,
+                    sns_strength: super::webp::LOSSY_SNS_STRENGTH,
                     loop_count: match loops {
                         Loops::Forever => 0,
                         Loops::Plays(n) => u16::try_from(n).unwrap_or(u16::MAX),
