@@ -53,6 +53,8 @@ pub struct AnimEncoder {
     config: sys::WebPConfig,
     width: u32,
     height: u32,
+    /// Whether any frame given had a pixel that is not opaque.
+    transparent: bool,
 }
 
 impl AnimEncoder {
@@ -110,7 +112,7 @@ impl AnimEncoder {
             sys::WebPAnimEncoderNewInternal(w, h, &options, sys::WEBP_MUX_ABI_VERSION as i32)
         };
         let encoder = NonNull::new(raw).ok_or_else(|| fail("out of memory or bad canvas"))?;
-        Ok(Self { encoder, config, width, height })
+        Ok(Self { encoder, config, width, height, transparent: false })
     }
 
     /// Encodes one frame shown from `timestamp_ms` on (not before the previous frame's).
@@ -125,6 +127,7 @@ impl AnimEncoder {
                 self.height
             )));
         }
+        self.transparent = self.transparent || argb.iter().any(|&p| p >> 24 != 0xff);
         let mut picture = sys::WebPPicture::new()
             .map_err(|()| Error("WebP animation frame: libwebp version mismatch".into()))?;
         picture.use_argb = 1;
@@ -168,7 +171,7 @@ impl AnimEncoder {
         if unsafe { sys::WebPAnimEncoderAssemble(self.encoder.as_ptr(), &mut data) } == 0 {
             return Err(self.last_error("WebP animation"));
         }
-        let bytes = if data.bytes.is_null() {
+        let mut bytes = if data.bytes.is_null() {
             Vec::new()
         } else {
             // SAFETY: on success libwebp points `data` at `size` initialised bytes it owns
@@ -177,6 +180,9 @@ impl AnimEncoder {
         };
         // SAFETY: frees the buffer WebPAnimEncoderAssemble allocated, once.
         unsafe { sys::WebPDataClear(&mut data) };
+        if self.transparent {
+            mark_alpha(&mut bytes);
+        }
         Ok(bytes)
     }
 
@@ -191,6 +197,20 @@ impl AnimEncoder {
             unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned()
         };
         Error(format!("{what}: {message}"))
+    }
+}
+
+/// Sets the VP8X chunk's alpha flag. libwebp's muxer sets it only when an encoded frame
+/// carries alpha, but the encoder crops a frame to the rectangle that changed, so an
+/// animation whose only transparency is a first frame's transparent surround (a sticker on
+/// nothing) came out with opaque frames on a canvas whose uncovered parts are transparent, and
+/// no flag: decoders that take the flag as the image's colour type (Pillow, image-webp) then
+/// show that surround black. The container's layout: "RIFF", size, "WEBP", then the first
+/// chunk, which in an animation is "VP8X", its size, and the flags byte (alpha is 0x10).
+fn mark_alpha(file: &mut [u8]) {
+    const ALPHA_FLAG: u8 = 0x10;
+    if file.len() > 20 && &file[12..16] == b"VP8X" {
+        file[20] |= ALPHA_FLAG;
     }
 }
 

@@ -154,3 +154,44 @@ fn argb_packs_alpha_high_then_red_green_blue() {
     argb_from_rgba(&[0x11, 0x22, 0x33, 0x44, 1, 2, 3, 4], &mut argb);
     assert_eq!(argb, [0x4411_2233, 0x0401_0203]);
 }
+
+#[test]
+fn a_transparent_surround_only_the_first_frame_has_stays_transparent() {
+    // An opaque square on nothing, red then blue: libwebp encodes only the square (opaque)
+    // and leaves the canvas around it uncovered, i.e. transparent.
+    let (w, h) = (16u32, 16u32);
+    let sticker = |colour: [u8; 4]| {
+        let rgba: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = (i % w, i / w);
+                if (4..12).contains(&x) && (4..12).contains(&y) {
+                    colour
+                } else {
+                    [0; 4]
+                }
+            })
+            .collect();
+        let mut argb = Vec::new();
+        argb_from_rgba(&rgba, &mut argb);
+        argb
+    };
+    let mut encoder = AnimEncoder::new(w, h, SETTINGS).unwrap();
+    encoder.add(&mut sticker([255, 0, 0, 255]), 0).unwrap();
+    encoder.add(&mut sticker([0, 0, 255, 255]), 100).unwrap();
+    let frames = decode(&encoder.finish(200).unwrap());
+    assert_eq!(frames.len(), 2);
+    for (frame, _) in &frames {
+        assert_eq!(frame.get_pixel(0, 0)[3], 0, "corner");
+        assert_eq!(frame.get_pixel(8, 8)[3], 255, "centre");
+    }
+}
+
+#[test]
+fn an_opaque_animation_is_marked_opaque() {
+    let mut encoder = AnimEncoder::new(8, 8, SETTINGS).unwrap();
+    encoder.add(&mut solid(8, 8, [10, 200, 30, 255]), 0).unwrap();
+    encoder.add(&mut solid(8, 8, [200, 10, 30, 255]), 100).unwrap();
+    let bytes = encoder.finish(200).unwrap();
+    assert_eq!(&bytes[12..16], b"VP8X");
+    assert_eq!(bytes[20] & 0x10, 0, "alpha flag");
+}

@@ -370,6 +370,33 @@ fn frames_are_composited_as_browsers_show_them() {
 }
 
 #[test]
+fn a_sticker_on_a_transparent_canvas_is_transparent_around_it_as_webp() {
+    // Opaque frames on a transparent canvas: libwebp encodes each frame as the opaque
+    // rectangle it changes and leaves the rest of the canvas uncovered. Decoders that take
+    // the VP8X alpha flag as the image's colour type (image-webp here, Pillow) must be told.
+    let mut encoder = gif::Encoder::new(Vec::new(), 48, 32, &[]).unwrap();
+    encoder.set_repeat(gif::Repeat::Infinite).unwrap();
+    for colour in [[250, 20, 20], [20, 20, 250]] {
+        let mut rgba = patch(colour, false).into_raw();
+        let mut frame = gif::Frame::from_rgba_speed(24, 18, &mut rgba, 10);
+        // Even offsets: WebP frame rectangles start on even pixels, so the one libwebp
+        // crops to is exactly the sticker, with no transparent row of its own.
+        (frame.left, frame.top, frame.delay) = (8, 8, 10);
+        encoder.write_frame(&frame).unwrap();
+    }
+    let source = encoder.into_inner().unwrap();
+    let d = resize_to(&source, Size::Width(48), Some(Format::WebP), &LIMITS).unwrap();
+    let decoder = image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(&d.bytes)).unwrap();
+    let frames = decoder.into_frames().collect_frames().unwrap();
+    assert_eq!(frames.len(), 2);
+    for (i, frame) in frames.iter().enumerate() {
+        let frame = frame.buffer();
+        assert_eq!(frame.get_pixel(1, 1)[3], 0, "frame {i}: the canvas around it");
+        assert_eq!(frame.get_pixel(20, 15)[3], 255, "frame {i}: the sticker");
+    }
+}
+
+#[test]
 fn webp_frames_are_composited_with_offsets_blending_and_disposal() {
     // The same story in WebP's terms: a full frame, a red patch blended on it, a green patch
     // with a transparent hole blended and then disposed to transparent, a blue patch not
