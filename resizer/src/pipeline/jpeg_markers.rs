@@ -43,12 +43,7 @@ pub fn check(jpeg: &[u8]) -> Result<Structure, PipelineError> {
     let mut at = 2;
     loop {
         // The next marker: skip anything that is not 0xFF, then fill bytes (0xFF 0xFF ...).
-        at += jpeg
-            .get(at..)
-            .ok_or_else(truncated)?
-            .iter()
-            .position(|&b| b == 0xFF)
-            .ok_or_else(truncated)?;
+        at += memchr::memchr(0xFF, jpeg.get(at..).ok_or_else(truncated)?).ok_or_else(truncated)?;
         while jpeg.get(at + 1) == Some(&0xFF) {
             at += 1;
         }
@@ -86,7 +81,7 @@ pub fn check(jpeg: &[u8]) -> Result<Structure, PipelineError> {
 fn end_of_entropy_data(jpeg: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     loop {
-        at += jpeg.get(at..)?.iter().position(|&b| b == 0xFF)?;
+        at += memchr::memchr(0xFF, jpeg.get(at..)?)?;
         match *jpeg.get(at + 1)? {
             0x00 | 0xD0..=0xD7 => at += 2,
             0xFF => at += 1,
