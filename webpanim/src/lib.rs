@@ -10,7 +10,7 @@
 //!
 //! The settings are libwebp's defaults for an animation (no key frames inserted, lossy only,
 //! the change rectangle searched per frame, as `gif2webp` and libvips write), with the lossy
-//! quality and method given.
+//! quality, method and spatial noise shaping given.
 //!
 //! This is the workspace's only crate with unsafe code: FFI calls to libwebp (the copy that
 //! `libwebp-sys` builds), each with its reason.

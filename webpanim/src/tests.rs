@@ -156,7 +156,7 @@ fn argb_packs_alpha_high_then_red_green_blue() {
 }
 
 #[test]
-fn a_transparent_surround_only_the_first_frame_has_stays_transparent() {
+fn opaque_frames_on_a_transparent_canvas_stay_transparent_around_them() {
     // An opaque square on nothing, red then blue: libwebp encodes only the square (opaque)
     // and leaves the canvas around it uncovered, i.e. transparent.
     let (w, h) = (16u32, 16u32);
@@ -178,7 +178,9 @@ fn a_transparent_surround_only_the_first_frame_has_stays_transparent() {
     let mut encoder = AnimEncoder::new(w, h, SETTINGS).unwrap();
     encoder.add(&mut sticker([255, 0, 0, 255]), 0).unwrap();
     encoder.add(&mut sticker([0, 0, 255, 255]), 100).unwrap();
-    let frames = decode(&encoder.finish(200).unwrap());
+    let bytes = encoder.finish(200).unwrap();
+    assert_ne!(bytes[20] & 0x10, 0, "VP8X alpha flag");
+    let frames = decode(&bytes);
     assert_eq!(frames.len(), 2);
     for (frame, _) in &frames {
         assert_eq!(frame.get_pixel(0, 0)[3], 0, "corner");

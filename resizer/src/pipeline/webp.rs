@@ -28,10 +28,10 @@ pub(super) const LOSSY_METHOD: i32 = 4;
 /// libwebp's spatial noise shaping for lossy output: 40 instead of its default (and sharp's)
 /// 50. Noise shaping takes bits from busy areas, where the eye misses them, for flat ones;
 /// SSIM, the measure our targets are in, counts the busy areas' loss. Interpolated at sharp's
-/// SSIM (`bench/encoder_sweep/rd.py webp webp-m4 webp-m4-sns40`), 50 needed 0.3-0.5% more
-/// bytes than sharp on 3 of the 10 photograph jobs; 40 needs 0.984-0.999 of sharp's bytes on
-/// all 8 the ladder spans (the other 2 better at every quality), 25 and 35 were better on
-/// the camera photographs but over sharp on the PNG (docs/BENCHMARKS.md).
+/// SSIM (`bench/encoder_sweep/rd.py webp webp-m4 webp-m4-sns40`), 50 needed 0.1-0.5% more
+/// bytes than sharp on 3 of the 10 photograph jobs; 40 needs 0.85-0.999 of sharp's bytes on
+/// all 8 the ladder spans (the other 2 fewer at every quality tried); 25 and 35 were over
+/// sharp on the PNG (docs/BENCHMARKS.md).
 pub(super) const LOSSY_SNS_STRENGTH: i32 = 40;
 
 /// Most distinct colours a PNG original's resized raster may have for lossless to be tried.

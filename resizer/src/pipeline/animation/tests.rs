@@ -386,6 +386,7 @@ fn a_sticker_on_a_transparent_canvas_is_transparent_around_it_as_webp() {
     }
     let source = encoder.into_inner().unwrap();
     let d = resize_to(&source, Size::Width(48), Some(Format::WebP), &LIMITS).unwrap();
+    assert_eq!((&d.bytes[12..16], d.bytes[20] & 0x10), (&b"VP8X"[..], 0x10), "VP8X alpha flag");
     let decoder = image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(&d.bytes)).unwrap();
     let frames = decoder.into_frames().collect_frames().unwrap();
     assert_eq!(frames.len(), 2);
