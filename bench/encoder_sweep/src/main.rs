@@ -5,8 +5,8 @@
 //!        encoder-sweep RASTER.png OUT rav1e QUALITY SPEED TUNE(psy|psnr) CHROMA(444|420)
 //!          (rav1e driven directly, one thread, 8-bit BT.601 full range, ravif's quality scale)
 //!        encoder-sweep RASTER.png OUT webp QUALITY METHOD[-snsN][-fN][-shN][-sy]
-//!          (-sns: sns_strength, -f: filter_strength, -sh: filter_sharpness; libwebp's
-//!          -sy: sharp YUV conversion; libwebp's defaults otherwise, as the resizer)
+//!          (-sns: sns_strength, -f: filter_strength, -sh: filter_sharpness, -sy: sharp
+//!          YUV conversion; libwebp's defaults otherwise, as the resizer)
 //!        encoder-sweep RASTER.png OUT webp-lossless EFFORT METHOD
 
 use std::time::Instant;

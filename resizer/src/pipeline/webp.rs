@@ -34,6 +34,17 @@ pub(super) const LOSSY_METHOD: i32 = 4;
 /// sharp on the PNG (docs/BENCHMARKS.md).
 pub(super) const LOSSY_SNS_STRENGTH: i32 = 40;
 
+/// The lossy settings for an animation playing `loop_count` times (0: forever): the stills'
+/// quality, method and noise shaping, so the two outputs are made alike.
+pub(super) fn lossy_animation(loop_count: u16) -> webpanim::Settings {
+    webpanim::Settings {
+        quality: f32::from(LOSSY_QUALITY),
+        method: LOSSY_METHOD,
+        sns_strength: LOSSY_SNS_STRENGTH,
+        loop_count,
+    }
+}
+
 /// Most distinct colours a PNG original's resized raster may have for lossless to be tried.
 pub(super) const LOSSLESS_MAX_COLOURS: usize = 2048;
 

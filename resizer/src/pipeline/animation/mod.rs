@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use fast_image_resize as fr;
 
-use super::{Derivative, Format, Limits, PipelineError, Timings, LOSSY_QUALITY};
+use super::{Derivative, Format, Limits, PipelineError, Timings};
 use crate::geometry::output_size;
 use crate::key::Size;
 
@@ -328,15 +328,10 @@ impl Sink {
                 Ok(Sink::Gif { encoder, width: w, height: h })
             }
             Format::WebP => {
-                let settings = webpanim::Settings {
-                    quality: f32::from(LOSSY_QUALITY),
-                    method: super::webp::LOSSY_METHOD,
-                    sns_strength: super::webp::LOSSY_SNS_STRENGTH,
-                    loop_count: match loops {
-                        Loops::Forever => 0,
-                        Loops::Plays(n) => u16::try_from(n).unwrap_or(u16::MAX),
-                    },
-                };
+                let settings = super::webp::lossy_animation(match loops {
+                    Loops::Forever => 0,
+                    Loops::Plays(n) => u16::try_from(n).unwrap_or(u16::MAX),
+                });
                 let encoder =
                     webpanim::AnimEncoder::new(width, height, settings).map_err(|e| fail(&e))?;
                 Ok(Sink::WebP { encoder, timestamp_ms: 0 })
