@@ -256,6 +256,59 @@ const scenarios = {
     };
   },
 
+  // Animated originals as Chromium shows them. For each visit (`accept`: the Accept every
+  // request of the visit carries instead of Chromium's own), each path is loaded by an <img>
+  // (the browser's own image request), then its bytes are fetched again with the Accept
+  // that request carried and decoded by Chromium's image decoders through WebCodecs'
+  // ImageDecoder: the type, the frame count, how often it repeats, and each frame's size,
+  // duration and RGBA at the points asked (`input.points`, in output pixels).
+  async animations() {
+    const result = {};
+    for (const visit of input.visits) {
+      const page = await open('/index.html', 800, visit.accept ? { extraHTTPHeaders: { accept: visit.accept } } : {});
+      await page.evaluate((paths) => Promise.all(paths.map((path) => new Promise((resolve) => {
+        const img = new Image();
+        img.onload = img.onerror = resolve;
+        img.src = path;
+        document.body.append(img);
+      }))), input.paths);
+      await page.waitForLoadState('networkidle');
+      const loads = await page.loads();
+      const accept = loads.find((load) => load.accept)?.accept ?? null;
+      const decoded = await page.evaluate(async ({ paths, points, accept }) => Promise.all(paths.map(async (path) => {
+        const img = [...document.images].find((i) => new URL(i.src).pathname === path);
+        const out = { path, natural: [img.naturalWidth, img.naturalHeight] };
+        const resp = await fetch(path, { headers: { accept } });
+        out.status = resp.status;
+        out.type = resp.headers.get('content-type');
+        if (!resp.ok) return out;
+        const decoder = new ImageDecoder({ data: await resp.arrayBuffer(), type: out.type });
+        await decoder.tracks.ready;
+        await decoder.completed;
+        const track = decoder.tracks.selectedTrack;
+        // Infinity does not survive JSON.
+        Object.assign(out, { animated: track.animated, frameCount: track.frameCount, repetitionCount: String(track.repetitionCount), frames: [] });
+        for (let i = 0; i < track.frameCount; i++) {
+          const { image } = await decoder.decode({ frameIndex: i });
+          const canvas = new OffscreenCanvas(image.displayWidth, image.displayHeight);
+          const context = canvas.getContext('2d');
+          context.drawImage(image, 0, 0);
+          out.frames.push({
+            size: [image.displayWidth, image.displayHeight],
+            durationUs: image.duration,
+            rgba: points.map(([x, y]) => [...context.getImageData(x, y, 1, 1).data]),
+          });
+          image.close();
+        }
+        decoder.close();
+        return out;
+      })), { paths: input.paths, points: input.points, accept });
+      result[visit.name] = { accept, loads, decoded, errors: page.errors };
+      await page.context().close();
+    }
+    return result;
+  },
+
   async private() {
     const page = await open('/pages/private.html');
     const errors = page.errors;

@@ -1,6 +1,8 @@
 //! Animated originals through the whole stack, in both delivery modes: an animated GIF asked
 //! as `200x` (GIF) and as `200x.webp` comes back animated, every frame resized in order, the
-//! delays and the loop count kept, stored under its key with its Content-Type.
+//! delays and the loop count kept, stored under its key with its Content-Type. Then the same
+//! as Chromium plays it (its own decoders, through WebCodecs' ImageDecoder): negotiated to WebP
+//! or left GIF by the browser's Accept, frames, durations, repetitions and transparency.
 
 use std::io::Cursor;
 
@@ -82,6 +84,130 @@ async fn animated(mode: DeliveryMode) {
                 let other = mean_diff(frame, &want[j]);
                 assert!(own < other, "{key} frame {i}: {own:.1} from its own, {other:.1} from {j}");
             }
+        }
+    }
+}
+
+/// A sticker: a 96x64 canvas, transparent but for one opaque 32x32 square a frame (red,
+/// green, blue, left to right, each cleared by the next frame: disposal to background),
+/// shown 100, 200 and 300 ms, played three times (its NETSCAPE block says 2 repeats).
+fn sticker_gif() -> Vec<u8> {
+    let mut encoder = gif::Encoder::new(Vec::new(), 96, 64, &[]).unwrap();
+    encoder.set_repeat(gif::Repeat::Finite(2)).unwrap();
+    for (i, colour) in STICKER_COLOURS.iter().enumerate() {
+        let mut rgba: Vec<u8> =
+            (0..32 * 32).flat_map(|_| [colour[0], colour[1], colour[2], 255]).collect();
+        let mut frame = gif::Frame::from_rgba_speed(32, 32, &mut rgba, 10);
+        frame.left = 32 * i as u16;
+        frame.top = 16;
+        frame.delay = 10 * (i as u16 + 1);
+        frame.dispose = gif::DisposalMethod::Background;
+        encoder.write_frame(&frame).unwrap();
+    }
+    encoder.into_inner().unwrap()
+}
+
+const STICKER_COLOURS: [[u8; 3]; 3] = [[230, 30, 30], [30, 200, 30], [30, 30, 230]];
+
+/// Where the sticker's squares are at `48x` (half size): their centres, and a corner no
+/// frame covers.
+const STICKER_CENTRES: [[u32; 2]; 3] = [[8, 16], [24, 16], [40, 16]];
+const CORNER: [u32; 2] = [1, 1];
+
+in_both_modes!(
+    chromium_plays_animated_gifs_as_webp_or_gif_by_accept_with_their_frames_timing_and_transparency,
+    animated_in_chromium,
+    multi_thread
+);
+async fn animated_in_chromium(mode: DeliveryMode) {
+    let stack = Stack::start_in(mode, &[]).await;
+    stack.put("anim/pan.gif", PAN.to_vec(), "image/gif").await;
+    stack.put("stickers/sticker.gif", sticker_gif(), "image/gif").await;
+    let paths = [
+        "/anim/pan.gif",
+        "/200x/anim/pan.gif",
+        "/stickers/sticker.gif",
+        "/48x/stickers/sticker.gif",
+        "/48x.avif/stickers/sticker.gif",
+    ];
+    let points: Vec<[u32; 2]> = std::iter::once(CORNER).chain(STICKER_CENTRES).collect();
+    // Chromium as it is, and a browser that decodes neither AVIF nor WebP (Safari 13's
+    // image Accept).
+    let safari_13 = "image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5";
+    let input = serde_json::json!({
+        "paths": paths,
+        "points": points,
+        "visits": [{ "name": "chromium" }, { "name": "safari13", "accept": safari_13 }],
+    });
+    let report = crate::pages::browse(&stack, "animations", "animations", input).await;
+    for visit in ["chromium", "safari13"] {
+        let seen = &report[visit];
+        assert_eq!(seen["errors"], serde_json::json!([]), "{visit}: script errors");
+        let decoded = |path: &str| -> &serde_json::Value {
+            let all = seen["decoded"].as_array().unwrap();
+            let found = all.iter().find(|d| d["path"] == path);
+            let d = found.unwrap_or_else(|| panic!("{visit}: {path} not decoded: {all:?}"));
+            assert_eq!(d["status"], 200, "{visit}: {d}");
+            d
+        };
+        // The type each negotiated path was answered with: WebP for Chromium (AVIF would
+        // lose the animation), the original's GIF for a browser that takes neither.
+        let animated_type = if visit == "chromium" { "image/webp" } else { "image/gif" };
+        let frames = |d: &serde_json::Value| d["frames"].as_array().unwrap().clone();
+        let durations = |d: &serde_json::Value| -> Vec<u64> {
+            frames(d).iter().map(|f| f["durationUs"].as_u64().unwrap()).collect()
+        };
+
+        // The pan: every frame at its size, the original's durations, forever, as Chromium
+        // reads the original itself.
+        let (original, resized) = (decoded("/anim/pan.gif"), decoded("/200x/anim/pan.gif"));
+        assert_eq!(resized["type"], animated_type, "{visit}: {resized}");
+        assert_eq!(resized["animated"], true, "{visit}: {resized}");
+        assert_eq!(resized["frameCount"], 6, "{visit}: {resized}");
+        assert_eq!(resized["natural"], serde_json::json!([200, 113]), "{visit}");
+        assert_eq!(original["repetitionCount"], "Infinity", "{visit}: {original}");
+        assert_eq!(resized["repetitionCount"], original["repetitionCount"], "{visit}");
+        let want: Vec<u64> = DELAYS_MS.iter().map(|ms| u64::from(*ms) * 1000).collect();
+        assert_eq!(durations(original), want, "{visit}");
+        assert_eq!(durations(resized), want, "{visit}");
+        for frame in frames(resized) {
+            assert_eq!(frame["size"], serde_json::json!([200, 113]), "{visit}: {frame}");
+        }
+
+        // The sticker: three frames, played as often as Chromium plays the original, each
+        // its own square on a canvas that stays transparent around it.
+        let (original, resized) =
+            (decoded("/stickers/sticker.gif"), decoded("/48x/stickers/sticker.gif"));
+        assert_eq!(resized["type"], animated_type, "{visit}: {resized}");
+        assert_eq!(resized["frameCount"], 3, "{visit}: {resized}");
+        assert_eq!(original["repetitionCount"], "2", "{visit}: {original}");
+        assert_eq!(resized["repetitionCount"], original["repetitionCount"], "{visit}");
+        assert_eq!(durations(resized), [100_000, 200_000, 300_000], "{visit}");
+        for (i, frame) in frames(resized).iter().enumerate() {
+            assert_eq!(frame["size"], serde_json::json!([48, 32]), "{visit} frame {i}");
+            let rgba = |p: usize| -> [i64; 4] {
+                std::array::from_fn(|c| frame["rgba"][p][c].as_i64().unwrap())
+            };
+            assert_eq!(rgba(0)[3], 0, "{visit} frame {i}: the corner is transparent: {frame}");
+            for (j, colour) in STICKER_COLOURS.iter().enumerate() {
+                let got = rgba(1 + j);
+                if i == j {
+                    let near = (0..3).all(|c| (got[c] - i64::from(colour[c])).abs() <= 24);
+                    assert!(near && got[3] == 255, "{visit} frame {i}: its square {got:?}");
+                } else {
+                    assert_eq!(got[3], 0, "{visit} frame {i}: square {j} is cleared: {frame}");
+                }
+            }
+        }
+        if visit == "chromium" {
+            // Named explicitly, a still format gets the first frame, transparency and all.
+            let still = decoded("/48x.avif/stickers/sticker.gif");
+            assert_eq!(still["type"], "image/avif", "{still}");
+            assert_eq!(still["frameCount"], 1, "{still}");
+            let rgba = &still["frames"][0]["rgba"];
+            assert_eq!(rgba[0][3], 0, "{still}");
+            assert_eq!(rgba[1][3], 255, "{still}");
+            assert_eq!(rgba[2][3], 0, "{still}");
         }
     }
 }

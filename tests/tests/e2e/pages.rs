@@ -25,7 +25,7 @@ fn artifacts(name: &str) -> PathBuf {
 }
 
 /// Runs one scenario of `pages.mjs` against `stack`; returns its JSON report.
-async fn browse(stack: &Stack, scenario: &str, name: &str, input: Value) -> Value {
+pub(crate) async fn browse(stack: &Stack, scenario: &str, name: &str, input: Value) -> Value {
     assert!(
         Path::new(BROWSER_DIR).join("node_modules/playwright-core").is_dir(),
         "playwright-core is not installed in tests/browser: run scripts/setup"
