@@ -32,11 +32,13 @@ const browser = await chromium.launch({
 
 /**
  * A fresh context (own cache and cookies) at a viewport width, device pixel ratio 1, with
- * `options` for the context (for example `extraHTTPHeaders`). `page.loads()` resolves to
- * every image request's chain of responses (see recordImages).
+ * `options` for the context (for example `extraHTTPHeaders`) and `prepare` run on the context
+ * before the page opens (routes). `page.loads()` resolves to every image request's chain of
+ * responses (see recordImages).
  */
-async function open(path, width = 1280, options = {}) {
+async function open(path, width = 1280, options = {}, prepare = async () => {}) {
   const context = await browser.newContext({ viewport: { width, height: 900 }, deviceScaleFactor: 1, ...options });
+  await prepare(context);
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
   const errors = [];
@@ -265,20 +267,23 @@ const scenarios = {
   async animations() {
     const result = {};
     for (const visit of input.visits) {
-      const page = await open('/index.html', 800, visit.accept ? { extraHTTPHeaders: { accept: visit.accept } } : {});
+      // The landing page as a same-origin (and secure: loopback) document for ImageDecoder,
+      // its own pictures refused so that no other resize competes with the test's.
+      const refuseOthers = (context) => context.route((url) => url.pathname.includes('/samples/'), (route) => route.abort());
+      const page = await open('/index.html', 800, visit.accept ? { extraHTTPHeaders: { accept: visit.accept } } : {}, refuseOthers);
       await page.evaluate((paths) => Promise.all(paths.map((path) => new Promise((resolve) => {
         const img = new Image();
         img.onload = img.onerror = resolve;
         img.src = path;
         document.body.append(img);
       }))), input.paths);
-      await page.waitForLoadState('networkidle');
+      await page.waitForLoadState('networkidle', { timeout: READY_TIMEOUT });
       const loads = await page.loads();
-      const accept = loads.find((load) => load.accept)?.accept ?? null;
+      const accept = await imageAccept(page);
       const decoded = await page.evaluate(async ({ paths, points, accept }) => Promise.all(paths.map(async (path) => {
         const img = [...document.images].find((i) => new URL(i.src).pathname === path);
         const out = { path, natural: [img.naturalWidth, img.naturalHeight] };
-        const resp = await fetch(path, { headers: { accept } });
+        const resp = await fetch(path, accept ? { headers: { accept } } : {});
         out.status = resp.status;
         out.type = resp.headers.get('content-type');
         if (!resp.ok) return out;

@@ -86,7 +86,7 @@ fn varies_on_accept(vary: &Value) -> bool {
 /// 5 minutes: Chromium's Accept makes every size a page shows an AVIF, a gallery's first
 /// visit makes a dozen at once, and one 640 px AVIF alone can take more than 10 s on this
 /// machine's two cores, shared with the tests running beside it.
-const BUDGET: (&str, &str) = ("RESIZE_BUDGET_MS", "300000");
+pub(crate) const BUDGET: (&str, &str) = ("RESIZE_BUDGET_MS", "300000");
 
 /// A PNG original, portrait, wider than the largest width offered (the resizer never
 /// upscales `Wx`, so a narrower original would come back narrower than asked).
