@@ -9,6 +9,7 @@ use std::io::Cursor;
 use e2e::{in_both_modes, DeliveryMode, Stack};
 use image::{AnimationDecoder, RgbaImage};
 use reqwest::Method;
+use serde_json::{json, Value};
 
 /// 6 frames of 240x135 panning across the sample photograph (tests/data/animated/README.md).
 const PAN: &[u8] = include_bytes!("../../data/animated/pan.gif");
@@ -109,6 +110,16 @@ fn sticker_gif() -> Vec<u8> {
 
 const STICKER_COLOURS: [[u8; 3]; 3] = [[230, 30, 30], [30, 200, 30], [30, 30, 230]];
 
+/// The frames ImageDecoder reported for one path.
+fn frames(decoded: &Value) -> &[Value] {
+    decoded["frames"].as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+/// Each frame's duration in microseconds.
+fn durations(decoded: &Value) -> Vec<u64> {
+    frames(decoded).iter().map(|f| f["durationUs"].as_u64().unwrap()).collect()
+}
+
 /// Where the sticker's squares are at `48x` (half size): their centres, and a corner no
 /// frame covers.
 const STICKER_CENTRES: [[u32; 2]; 3] = [[8, 16], [24, 16], [40, 16]];
@@ -135,7 +146,7 @@ async fn animated_in_chromium(mode: DeliveryMode) {
     // Chromium as it is, and a browser that decodes neither AVIF nor WebP (Safari 13's
     // image Accept).
     let safari_13 = "image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5";
-    let input = serde_json::json!({
+    let input = json!({
         "paths": paths,
         "points": points,
         "visits": [{ "name": "chromium" }, { "name": "safari13", "accept": safari_13 }],
@@ -143,8 +154,8 @@ async fn animated_in_chromium(mode: DeliveryMode) {
     let report = crate::pages::browse(&stack, "animations", "animations", input).await;
     for visit in ["chromium", "safari13"] {
         let seen = &report[visit];
-        assert_eq!(seen["errors"], serde_json::json!([]), "{visit}: script errors");
-        let decoded = |path: &str| -> &serde_json::Value {
+        assert_eq!(seen["errors"], json!([]), "{visit}: script errors");
+        let decoded = |path: &str| -> &Value {
             let all = seen["decoded"].as_array().unwrap();
             let found = all.iter().find(|d| d["path"] == path);
             let d = found.unwrap_or_else(|| panic!("{visit}: {path} not decoded: {all:?}"));
@@ -171,10 +182,6 @@ async fn animated_in_chromium(mode: DeliveryMode) {
         // The type each negotiated path was answered with: WebP for Chromium (AVIF would
         // lose the animation), the original's GIF for a browser that takes neither.
         let animated_type = if visit == "chromium" { "image/webp" } else { "image/gif" };
-        let frames = |d: &serde_json::Value| d["frames"].as_array().unwrap().clone();
-        let durations = |d: &serde_json::Value| -> Vec<u64> {
-            frames(d).iter().map(|f| f["durationUs"].as_u64().unwrap()).collect()
-        };
 
         // The pan: every frame at its size, the original's durations, forever, as Chromium
         // reads the original itself.
@@ -182,14 +189,14 @@ async fn animated_in_chromium(mode: DeliveryMode) {
         assert_eq!(resized["type"], animated_type, "{visit}: {resized}");
         assert_eq!(resized["animated"], true, "{visit}: {resized}");
         assert_eq!(resized["frameCount"], 6, "{visit}: {resized}");
-        assert_eq!(resized["natural"], serde_json::json!([200, 113]), "{visit}");
+        assert_eq!(resized["natural"], json!([200, 113]), "{visit}");
         assert_eq!(original["repetitionCount"], "Infinity", "{visit}: {original}");
         assert_eq!(resized["repetitionCount"], original["repetitionCount"], "{visit}");
         let want: Vec<u64> = DELAYS_MS.iter().map(|ms| u64::from(*ms) * 1000).collect();
         assert_eq!(durations(original), want, "{visit}");
         assert_eq!(durations(resized), want, "{visit}");
         for frame in frames(resized) {
-            assert_eq!(frame["size"], serde_json::json!([200, 113]), "{visit}: {frame}");
+            assert_eq!(frame["size"], json!([200, 113]), "{visit}: {frame}");
         }
 
         // The sticker: three frames, played as often as Chromium plays the original, each
@@ -202,12 +209,12 @@ async fn animated_in_chromium(mode: DeliveryMode) {
             (&true.into(), &3.into()),
             "{visit}"
         );
-        assert_eq!(resized["natural"], serde_json::json!([48, 32]), "{visit}");
+        assert_eq!(resized["natural"], json!([48, 32]), "{visit}");
         assert_eq!(original["repetitionCount"], "2", "{visit}: {original}");
         assert_eq!(resized["repetitionCount"], original["repetitionCount"], "{visit}");
         assert_eq!(durations(resized), [100_000, 200_000, 300_000], "{visit}");
         for (i, frame) in frames(resized).iter().enumerate() {
-            assert_eq!(frame["size"], serde_json::json!([48, 32]), "{visit} frame {i}");
+            assert_eq!(frame["size"], json!([48, 32]), "{visit} frame {i}");
             let rgba = |p: usize| -> [i64; 4] {
                 std::array::from_fn(|c| frame["rgba"][p][c].as_i64().unwrap())
             };
@@ -227,7 +234,7 @@ async fn animated_in_chromium(mode: DeliveryMode) {
             let still = decoded("/48x.avif/stickers/sticker.gif");
             assert_eq!(still["type"], "image/avif", "{still}");
             assert_eq!(still["frameCount"], 1, "{still}");
-            assert_eq!(still["natural"], serde_json::json!([48, 32]), "{still}");
+            assert_eq!(still["natural"], json!([48, 32]), "{still}");
             // AVIF's alpha plane is lossy: within a few levels.
             let alpha = |p: usize| still["frames"][0]["rgba"][p][3].as_i64().unwrap();
             assert!(alpha(0) <= 8 && alpha(1) >= 247, "{still}");
